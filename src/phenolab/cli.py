@@ -1,0 +1,337 @@
+"""The `phenolab` command: list, run, verify, runs, show, report.
+
+Exit codes: 0 success, 1 a verdict failed, 2 bad input (unknown experiment, bad config key or
+value, unusable store). Bad input is reported in one line and leaves the store unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from phenolab.config import ConfigError, load_yaml, merge, parse_overrides
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="A laboratory for the phenomena of neural-network training.")
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+StoreOption = typer.Option(None, "--store", help="SQLite store file (default: $PHENOLAB_STORE or ./phenolab-runs/phenolab.sqlite).")
+
+
+class BadInput(Exception):
+    """Raised inside commands for input problems; printed as one line, exit code 2."""
+
+
+def main() -> None:
+    """Entry point: run the app and map input errors to exit code 2."""
+    from phenolab.store import StoreError
+
+    try:
+        app(standalone_mode=False)
+    except (ConfigError, StoreError, BadInput) as exc:
+        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        sys.exit(EXIT_BAD_INPUT)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(EXIT_BAD_INPUT)
+        if isinstance(exc, click.exceptions.Abort):
+            err.print("aborted")
+            sys.exit(130)
+        raise
+
+
+def _open_store(path: Optional[Path], readonly: bool = False) -> Any:
+    from phenolab.store import Store
+
+    return Store(path, readonly=readonly)
+
+
+def _overrides(items: list[str], config_file: Optional[Path]) -> dict[str, Any]:
+    base = load_yaml(config_file) if config_file else {}
+    return merge(base, parse_overrides(items))
+
+
+# ------------------------------------------------------------------------------- progress
+class _Progress:
+    """A rich progress bar on a terminal; one plain status line every 10 s otherwise."""
+
+    def __init__(self, title: str):
+        self.title = title
+        self.tty = out.is_terminal
+        self._bar: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._last = 0.0
+
+    def __enter__(self) -> _Progress:
+        if self.tty:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.completed}/{task.total}"), TextColumn("loss {task.fields[loss]}"),
+                                 TimeRemainingColumn(), console=out, transient=True)
+            self._bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)
+
+    def __call__(self, label: str, step: int, total: int, loss: float) -> None:
+        if self._bar is not None:
+            key = label
+            if key not in self._tasks:
+                self._tasks[key] = self._bar.add_task(f"{self.title} {label}", total=total, loss="")
+            if step % 10 == 0 or step == total:
+                self._bar.update(self._tasks[key], completed=step, loss=f"{loss:.3g}")
+            return
+        now = time.monotonic()
+        if now - self._last > 10 or step == total:
+            self._last = now
+            print(f"[{self.title} {label}] step {step}/{total} loss {loss:.4g}", flush=True)
+
+
+# ------------------------------------------------------------------------------- commands
+@app.command("list")
+def list_cmd() -> None:
+    """List the experiments of the catalog with their sources and claims."""
+    from phenolab.experiments import experiments
+
+    table = Table(title="phenolab catalog", show_lines=True)
+    for col in ("name", "title", "source", "claim"):
+        table.add_column(col, overflow="fold")
+    for e in experiments():
+        table.add_row(e.name, e.title, e.source, e.claim)
+    out.print(table)
+
+
+@app.command()
+def run(
+    name: str = typer.Argument(..., help="Experiment name (see `phenolab list`)."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. model.width=200 train.lr=1e-3"),
+    quick: bool = typer.Option(False, "--quick", help="Quick preset (the default)."),
+    full: bool = typer.Option(False, "--full", help="Full preset: the paper's sizes where a CPU bears them."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of overrides, applied before key=value ones."),
+    force: bool = typer.Option(False, "--force", help="Run again even if this exact config is already done."),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """Run one experiment, print its verdict beside the paper's numbers, write figures and a report."""
+    from phenolab.experiments import get_experiment, run_experiment
+
+    preset = _preset(quick, full)
+    experiment = get_experiment(name)
+    ovr = _overrides(overrides or [], config)
+    experiment.resolve(preset, ovr)  # validate before the store is touched
+    with _open_store(store) as st:
+        with _Progress(name) as progress:
+            outcome = run_experiment(name, store=st, preset=preset, overrides=ovr, force=force, progress=progress)
+        _print_verdict(name, outcome.verdict, outcome.run_id, outcome.reused, st)
+    raise typer.Exit(EXIT_OK if outcome.passed else EXIT_FAILED)
+
+
+@app.command()
+def verify(
+    quick: bool = typer.Option(False, "--quick", help="Quick presets (the default)."),
+    full: bool = typer.Option(False, "--full", help="Full presets."),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="Run only these experiments (repeatable)."),
+    force: bool = typer.Option(False, "--force", help="Re-run experiments whose config is already done."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Where to write the HTML summary (default: <store dir>/verify.html)."),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """Run every catalog entry and print a verdict table; writes one HTML summary page."""
+    from phenolab.experiments import experiments, get_experiment, run_experiment
+
+    preset = _preset(quick, full)
+    chosen = [get_experiment(n) for n in only] if only else experiments()
+    rows = []
+    with _open_store(store) as st:
+        for e in chosen:
+            started = time.monotonic()
+            with _Progress(e.name) as progress:
+                outcome = run_experiment(e.name, store=st, preset=preset, force=force, progress=progress)
+            rows.append({"experiment": e, "outcome": outcome, "seconds": time.monotonic() - started})
+        table = Table(title=f"phenolab verify ({preset})")
+        for col in ("experiment", "verdict", "measured (need)", "run", "time"):
+            table.add_column(col, overflow="fold")
+        for r in rows:
+            o = r["outcome"]
+            table.add_row(o.name, "[green]PASS[/]" if o.passed else "[red]FAIL[/]", _measured(o.verdict),
+                          str(o.run_id) + (" (reused)" if o.reused else ""), f"{r['seconds']:.1f} s")
+        out.print(table)
+        page = _verify_page(rows, st, preset)
+        path = _write_user_file(report, page) if report else st.save_page("verify.html", page)
+        out.print(f"report: {path}")
+    raise typer.Exit(EXIT_OK if all(r["outcome"].passed for r in rows) else EXIT_FAILED)
+
+
+@app.command()
+def runs(
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Only runs of this experiment / recorder name."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="experiment, train or recorder."),
+    status: Optional[str] = typer.Option(None, "--status", help="running, done, failed, diverged or interrupted."),
+    limit: int = typer.Option(30, "--limit", min=1, help="Show at most this many (newest first)."),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """List stored runs, newest first."""
+    from phenolab.store import RUN_STATUSES
+
+    if status is not None and status not in RUN_STATUSES:
+        raise BadInput(f"--status: must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+    with _open_store(store, readonly=True) as st:
+        rows = st.list_runs(name=name, kind=kind, status=status, limit=limit)
+    table = Table(title=f"runs in {st.path}")
+    for col in ("id", "kind", "name", "label", "status", "verdict", "started", "seconds"):
+        table.add_column(col)
+    for r in rows:
+        passed = r.get("passed")
+        table.add_row(str(r["id"]), r["kind"], r["name"], r.get("label") or "", r["status"],
+                      "" if passed is None else ("PASS" if passed else "FAIL"), (r.get("started") or "")[:19],
+                      "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}")
+    out.print(table)
+
+
+@app.command()
+def show(run_id: int = typer.Argument(..., help="Run id (see `phenolab runs`)."), store: Optional[Path] = StoreOption) -> None:
+    """Show one run: status, config, verdict, children, metrics and artifacts."""
+    with _open_store(store, readonly=True) as st:
+        r = st.get_run(run_id)
+        out.print(f"[bold]run {r['id']}[/] {r['kind']} {r['name']} {r.get('label') or ''} - {r['status']}")
+        out.print(f"config hash {r['config_hash']}, started {r.get('started')}, finished {r.get('finished')}, "
+                  f"{r.get('duration_s') or 0:.1f} s")
+        if r.get("error"):
+            out.print(f"[red]error:[/] {r['error']}", markup=True)
+        if r.get("verdict"):
+            _print_verdict(r["name"], r["verdict"], r["id"], False, st)
+        kids = st.children(run_id)
+        if kids:
+            out.print("children: " + ", ".join(f"{k['id']} ({k.get('label')}, {k['status']})" for k in kids))
+        metrics = st.metrics(run_id)
+        if len(metrics):
+            last = metrics.groupby("name").tail(1)
+            out.print("last metric values: " + ", ".join(f"{n} = {v:.4g} @ {s}" for n, v, s in
+                                                          zip(last["name"], last["value"], last["step"])))
+        for a in st.artifacts(run_id):
+            out.print(f"artifact {a['name']}: {st.root / a['path']}")
+        out.print("config: " + json.dumps(r["config"], sort_keys=True))
+
+
+@app.command()
+def report(
+    run_id: Optional[int] = typer.Argument(None, help="Run id; omit with --all."),
+    all_: bool = typer.Option(False, "--all", help="One index page over every experiment run in the store."),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the page here instead of the store's folder."),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """Write the HTML report of one run (figures embedded), or an index of all experiment runs."""
+    from phenolab.report.html import render_index_page, render_run_page
+
+    if (run_id is None) == (not all_):
+        raise BadInput("report: give a RUN id or --all (not both)")
+    with _open_store(store) as st:
+        if all_:
+            rows = [_index_row(r) for r in st.list_runs(kind="experiment")]
+            page = render_index_page("phenolab: all experiment runs", rows)
+            path = _write_user_file(out_path, page) if out_path else st.save_page("index.html", page)
+        else:
+            r = st.get_run(run_id)
+            figures = {a["name"]: st.root / a["path"] for a in st.artifacts(run_id) if a.get("kind") == "figure"}
+            if not figures and r["kind"] != "experiment":
+                figures = _metric_figures(st, run_id)
+            kids = st.children(run_id) or [st.get_run(i) for i in (r.get("summary") or {}).get("runs", {}).values()]
+            page = render_run_page(r, verdict=r.get("verdict"), figures=figures, children=kids)
+            path = _write_user_file(out_path, page) if out_path else st.save_text(run_id, "report.html", page)
+    out.print(f"report: {path}")
+
+
+# -------------------------------------------------------------------------------- helpers
+def _preset(quick: bool, full: bool) -> str:
+    if quick and full:
+        raise BadInput("--quick and --full: choose one")
+    return "full" if full else "quick"
+
+
+def _measured(verdict: dict[str, Any]) -> str:
+    parts = []
+    for c in verdict.get("checks", []):
+        m = c.get("measured")
+        parts.append(f"{c['name']}: {('n/a' if m is None else f'{m:.3g}')} ({c['op']} {c['threshold']:g})")
+    if verdict.get("failure"):
+        parts.append(verdict["failure"])
+    return "\n".join(parts)
+
+
+def _print_verdict(name: str, verdict: dict[str, Any], run_id: int, reused: bool, st: Any) -> None:
+    table = Table(title=f"{name}: {'PASS' if verdict.get('passed') else 'FAIL'}"
+                        + (" (reused a finished run with the same config; --force re-runs)" if reused else ""))
+    for col in ("check", "measured", "need", "paper", "ok"):
+        table.add_column(col, overflow="fold")
+    for c in verdict.get("checks", []):
+        m = c.get("measured")
+        table.add_row(c["name"], "n/a" if m is None else f"{m:.4g}", f"{c['op']} {c['threshold']:g}",
+                      c.get("paper", ""), "[green]yes[/]" if c.get("passed") else "[red]no[/]")
+    out.print(table)
+    out.print(f"verdict: {verdict.get('reason', '')}")
+    out.print(f"source: {verdict.get('source', '')}")
+    out.print(f"run {run_id}; figures and report in {st.run_dir(run_id)}")
+
+
+def _index_row(r: dict[str, Any]) -> dict[str, Any]:
+    v = r.get("verdict") or {}
+    return {"name": r["name"], "status": r["status"], "passed": v.get("passed"), "reason": v.get("reason", ""),
+            "checks": v.get("checks", []), "source": v.get("source", ""), "duration_s": r.get("duration_s"),
+            "run_id": r["id"], "href": f"../runs/{r['id']}/report.html"}
+
+
+def _verify_page(rows: list[dict[str, Any]], st: Any, preset: str) -> str:
+    from phenolab.report.html import render_index_page
+
+    index, figures = [], {}
+    for r in rows:
+        e, o = r["experiment"], r["outcome"]
+        index.append({"name": e.name, "title": e.title, "source": e.source, "claim": e.claim, "status": "done",
+                      "passed": o.passed, "reason": o.verdict.get("reason", ""), "checks": o.verdict.get("checks", []),
+                      "duration_s": r["seconds"], "run_id": o.run_id})
+        for a in st.artifacts(o.run_id):
+            if a.get("kind") == "figure":
+                figures[f"{e.name}: {a['name']}"] = st.root / a["path"]
+    return render_index_page(f"phenolab verify ({preset})", index, figures=figures)
+
+
+def _metric_figures(st: Any, run_id: int) -> dict[str, Any]:
+    from phenolab.report import plots
+
+    m = st.metrics(run_id)
+    figs = {}
+    for name, grp in m.groupby("name"):
+        figs[str(name)] = plots.curves(grp["step"].to_numpy(), {str(name): grp["value"].to_numpy()},
+                                       title=str(name), ylabel=str(name))
+        if len(figs) >= 8:
+            break
+    return figs
+
+
+def _write_user_file(path: Path, text: str) -> Path:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError as exc:
+        raise BadInput(f"--out/--report {path}: cannot write ({exc.strerror})") from None
+    return path
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,473 @@
+"""Typed specifications of a run, `key=value` overrides, canonical JSON and the config hash.
+
+Every spec is a frozen pydantic v2 model that forbids unknown keys. Bad input raises
+`ConfigError`, whose message names the dotted path, the value and what is allowed, e.g.
+``model.width: must be > 0, got -3``.
+
+Initialization convention (the group's material mixes variance and std, see the specs'
+shared conventions): phenolab always speaks of the **standard deviation**. ``init.gamma = g``
+means std = m^-g with m the first hidden width (the group's course code, `normal_(0, 1/m**g)`);
+in the phase-diagram coordinates of Luo et al. (variance 1/m^gamma) that is gamma = 2 g.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """Bad configuration input. `str(err)` is one line per problem: ``path: reason, got value``."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class Spec(BaseModel):
+    """Base of every spec: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+PosInt = Annotated[int, Field(gt=0)]
+PosFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "sin"]
+Parametrization = Literal["standard", "ntk", "mean_field"]
+
+
+# ----------------------------------------------------------------------------------- model
+class InitSpec(Spec):
+    """Initialization of the weights, as standard deviations (never variances).
+
+    Exactly one of the following decides the std of each layer's raw weights:
+    - ``std``: one value for every layer, or one value per layer (hidden layers, then output);
+    - ``gamma``: std = m^-gamma with m the first hidden width; one value or one per layer;
+    - neither: the parametrization's default (standard: 1/sqrt(fan_in); NTK and mean-field: 1).
+    ``bias_std`` sets the biases' std (default: the same std as the layer's weights);
+    ``antisymmetric`` duplicates the hidden units of a two-layer net with negated output weights
+    so that the network output is exactly 0 at initialization (the specs' ASI).
+    """
+
+    std: float | list[float] | None = None
+    gamma: float | list[float] | None = None
+    bias_std: NonNegFloat | None = None
+    antisymmetric: bool = False
+
+    @model_validator(mode="after")
+    def _one_rule(self) -> InitSpec:
+        if self.std is not None and self.gamma is not None:
+            raise ValueError("give either std or gamma, not both")
+        stds = self.std if isinstance(self.std, list) else [self.std]
+        if any(s is not None and not 0 < s < math.inf for s in stds):
+            raise ValueError(f"std must be finite and > 0, got {self.std}")
+        gammas = self.gamma if isinstance(self.gamma, list) else [self.gamma]
+        if any(g is not None and not math.isfinite(g) for g in gammas):
+            raise ValueError(f"gamma must be finite, got {self.gamma}")
+        return self
+
+
+class ModelSpec(Spec):
+    """A fully connected network: ``depth`` hidden layers of ``width`` units (or explicit ``widths``).
+
+    A two-layer network, f(x) = sum_k a_k sigma(w_k . x + b_k), is depth 1. ``input_dim`` and
+    ``output_dim`` default to the task's. ``output_scale`` multiplies the output (1/alpha in
+    Luo et al.'s phase diagram, alpha in Chizat's lazy training).
+    """
+
+    kind: Literal["mlp"] = "mlp"
+    width: PosInt | None = None  # default 100
+    depth: PosInt | None = None  # default 1
+    widths: list[PosInt] | None = None
+    activation: Activation = "tanh"
+    bias: bool = True
+    parametrization: Parametrization = "standard"
+    init: InitSpec = InitSpec()
+    output_scale: PosFloat = 1.0
+    input_dim: PosInt | None = None
+    output_dim: PosInt | None = None
+
+    @property
+    def hidden_widths(self) -> list[int]:
+        if self.widths is not None:
+            return list(self.widths)
+        return [self.width or 100] * (self.depth or 1)
+
+    @model_validator(mode="after")
+    def _per_layer_lengths(self) -> ModelSpec:
+        if self.widths is not None and (self.width is not None or self.depth is not None):
+            raise ValueError(f"give either widths (now {self.widths}) or width/depth, not both; "
+                             "e.g. model.widths=[200,200]")
+        if not self.widths and self.widths is not None:
+            raise ValueError("widths must list at least one hidden width")
+        n_layers = len(self.hidden_widths) + 1
+        for name in ("std", "gamma"):
+            value = getattr(self.init, name)
+            if isinstance(value, list) and len(value) != n_layers:
+                raise ValueError(
+                    f"init.{name} has {len(value)} values but the network has {n_layers} layers "
+                    f"(hidden widths {self.hidden_widths} + output); give one value or {n_layers}"
+                )
+        return self
+
+
+# ------------------------------------------------------------------------------------ data
+class _DataBase(Spec):
+    n_test: Annotated[int, Field(ge=0)] = 0
+    noise: NonNegFloat = 0.0
+    seed: int | None = None  # data randomness; None = the run's seed
+
+
+class SinesData(_DataBase):
+    """1-D target y = sum_j A_j sin(omega_j x) on an interval (the F-Principle target by default)."""
+
+    kind: Literal["sines"] = "sines"
+    frequencies: list[float] = [1.0, 3.0, 5.0]
+    amplitudes: list[float] = [1.0, 2.0, 3.0]
+    interval: tuple[float, float] = (-5.0, 5.0)
+    n_train: PosInt = 101
+    sampling: Literal["grid", "uniform"] = "grid"
+
+    @model_validator(mode="after")
+    def _check(self) -> SinesData:
+        if len(self.frequencies) != len(self.amplitudes):
+            raise ValueError(
+                f"frequencies ({len(self.frequencies)}) and amplitudes ({len(self.amplitudes)}) "
+                "must have the same length"
+            )
+        if not self.interval[0] < self.interval[1]:
+            raise ValueError(f"interval must be (low, high) with low < high, got {self.interval}")
+        return self
+
+
+class ExpressionData(_DataBase):
+    """1-D target given as a numpy expression in x, e.g. ``sin(x) + 0.5*abs(x)``."""
+
+    kind: Literal["expression"] = "expression"
+    expr: str
+    interval: tuple[float, float] = (-1.0, 1.0)
+    n_train: PosInt = 101
+    sampling: Literal["grid", "uniform"] = "grid"
+
+    @model_validator(mode="after")
+    def _check(self) -> ExpressionData:
+        if not self.interval[0] < self.interval[1]:
+            raise ValueError(f"interval must be (low, high) with low < high, got {self.interval}")
+        return self
+
+
+class TeacherData(_DataBase):
+    """d-D target: a random two-layer teacher network y = sum_k a_k sigma(w_k . x), x ~ U([-1,1]^d)."""
+
+    kind: Literal["teacher"] = "teacher"
+    input_dim: PosInt = 5
+    width: PosInt = 4
+    activation: Activation = "tanh"
+    n_train: PosInt = 500
+
+
+class RidgeData(_DataBase):
+    """d-D target y = sum_j A_j sin(omega_j u_j . x), random unit directions u_j, x ~ U([-1,1]^d)."""
+
+    kind: Literal["ridge"] = "ridge"
+    input_dim: PosInt = 5
+    frequencies: list[float] = [2.0, 8.0]
+    amplitudes: list[float] = [1.0, 0.5]
+    n_train: PosInt = 2000
+
+    @model_validator(mode="after")
+    def _check(self) -> RidgeData:
+        if len(self.frequencies) != len(self.amplitudes):
+            raise ValueError(
+                f"frequencies ({len(self.frequencies)}) and amplitudes ({len(self.amplitudes)}) "
+                "must have the same length"
+            )
+        return self
+
+
+class DigitsData(_DataBase):
+    """scikit-learn's bundled 8x8 handwritten digits (1797 images), pixels scaled to [0, 1]."""
+
+    kind: Literal["digits"] = "digits"
+    n_train: PosInt = 1000
+    one_hot: bool = True  # targets as one-hot vectors (for MSE); else integer labels (for CE)
+    noise: Literal[0.0] = 0.0  # real labels: no added noise
+
+    @model_validator(mode="after")
+    def _check(self) -> DigitsData:
+        if self.n_train + self.n_test > 1797:
+            raise ValueError(f"n_train + n_test must be <= 1797 (the digits data set), got "
+                             f"{self.n_train} + {self.n_test}")
+        return self
+
+
+DataSpec = Annotated[
+    Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData],
+    Field(discriminator="kind"),
+]
+
+
+# ----------------------------------------------------------------------------------- train
+class TrainSpec(Spec):
+    """How to train: optimizer, loss, steps, probe schedule, divergence and time limits."""
+
+    optimizer: Literal["gd", "sgd", "adam"] = "adam"
+    lr: PosFloat = 1e-3
+    steps: PosInt = 1000
+    batch_size: PosInt | None = None  # None = full batch
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
+    loss: Literal["mse", "cross_entropy"] = "mse"
+    probe_every: PosInt = 10
+    max_loss: PosFloat = 1e8  # a loss above this (or NaN/inf) stops the run as `diverged`
+    time_limit: PosFloat | None = None  # seconds; the run stops as `failed` with the reason
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+class ProbeSpec(Spec):
+    """A registered probe and its options; ``every`` overrides train.probe_every for this probe."""
+
+    name: str
+    every: PosInt | None = None
+    options: dict[str, Any] = {}
+
+
+# ---------------------------------------------------------------------------------- run(s)
+class RunSpec(Spec):
+    """One training run: everything that decides its numbers."""
+
+    model: ModelSpec = ModelSpec()
+    data: DataSpec = SinesData()
+    train: TrainSpec = TrainSpec()
+    probes: list[ProbeSpec] = []
+    seed: int = 0
+
+
+class ExperimentSpec(Spec):
+    """An experiment: a base run, the seeds to repeat it over, and the verdict's thresholds.
+
+    Experiments subclass this to type their own ``check`` block.
+    """
+
+    experiment: str
+    preset: str = "custom"
+    seeds: list[int] = [0]
+    model: ModelSpec = ModelSpec()
+    data: DataSpec = SinesData()
+    train: TrainSpec = TrainSpec()
+    probes: list[ProbeSpec] = []
+    check: dict[str, Any] = {}
+
+    def run_spec(self, seed: int, **changes: Any) -> RunSpec:
+        """The training run of this experiment for one seed; `changes` are dotted overrides."""
+        base = {
+            "model": self.model.model_dump(mode="json"),
+            "data": self.data.model_dump(mode="json"),
+            "train": self.train.model_dump(mode="json"),
+            "probes": [p.model_dump(mode="json") for p in self.probes],
+            "seed": seed,
+        }
+        for key, value in changes.items():
+            _set_path(base, key.split("."), value)
+        return validate(RunSpec, base)
+
+
+# ------------------------------------------------------------------------------- overrides
+def parse_value(text: str) -> Any:
+    """A command-line value as YAML scalar or flow list (`3`, `1e-3`, `true`, `[1, 2]`, `relu`)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-3 as a string
+            return float(value) if value.lower() not in ("nan", "inf", "-inf") else value
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """``["model.width=200", "train.lr=1e-3"]`` -> nested dict ``{"model": {"width": 200}, ...}``."""
+    nested: dict[str, Any] = {}
+    problems = []
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key or any(not part for part in key.split(".")):
+            problems.append(f"{item!r}: an override is key=value with a dotted key, e.g. model.width=200")
+            continue
+        if key.startswith("+"):
+            problems.append(f"{key}: adding keys with '+' is not supported; every key must exist")
+            continue
+        _set_path(nested, key.split("."), parse_value(raw))
+    if problems:
+        raise ConfigError(problems)
+    return nested
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; `update` wins. Changing `data.kind` drops the other kind's keys."""
+    out = dict(base)
+    for key, value in update.items():
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            if "kind" in value and value["kind"] != old.get("kind"):
+                out[key] = dict(value)
+            else:
+                out[key] = merge(old, value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict (errors name the file)."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError([f"config file {path}: not found"]) from None
+    except yaml.YAMLError as err:
+        raise ConfigError([f"config file {path}: not valid YAML ({err})".replace("\n", " ")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"config file {path}: must hold a mapping of keys, got {type(data).__name__}"])
+    return data
+
+
+def _set_path(tree: dict[str, Any], parts: list[str], value: Any) -> None:
+    for part in parts[:-1]:
+        nxt = tree.get(part)
+        if not isinstance(nxt, dict):
+            nxt = {}
+            tree[part] = nxt
+        tree = nxt
+    tree[parts[-1]] = value
+
+
+# ------------------------------------------------------------------------------ validation
+def validate(cls: type[Spec], data: dict[str, Any]) -> Any:
+    """Validate `data` against `cls`, turning pydantic's errors into a one-line-each ConfigError."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_explain(cls, data, err)) from None
+
+
+_DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits")
+
+
+def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> list[str]:
+    problems = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"] if not (isinstance(p, str) and p in _DATA_KINDS)]
+        loc = [p for p in loc if not p.startswith(("function-", "union["))]
+        path = ".".join(loc) if loc else "(config)"
+        kind, msg = e["type"], e["msg"]
+        got = e.get("input")
+        if kind == "extra_forbidden":
+            allowed = _allowed_keys(cls, data, loc[:-1])
+            hint = difflib.get_close_matches(loc[-1], allowed, n=1)
+            text = f"{path}: unknown key"
+            if hint:
+                text += f"; did you mean '{hint[0]}'?"
+            text += f" (allowed: {', '.join(sorted(allowed))})" if allowed else ""
+            problems.append(text)
+            continue
+        if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+            op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
+                  "less_than_equal": "<="}[kind]
+            bound = next(iter(e.get("ctx", {}).values()), "?")
+            problems.append(f"{path}: must be {op} {bound}, got {got!r}")
+            continue
+        if kind == "literal_error":
+            expected = e.get("ctx", {}).get("expected", "")
+            problems.append(f"{path}: must be one of {expected}, got {got!r}")
+            continue
+        if kind == "union_tag_invalid":
+            problems.append(f"{path}.kind: must be one of {', '.join(_DATA_KINDS)}, got {got.get('kind') if isinstance(got, dict) else got!r}")
+            continue
+        if kind == "value_error":
+            msg = msg.removeprefix("Value error, ")
+            if "got" in msg:
+                problems.append(f"{path}: {msg}")
+                continue
+        elif kind == "missing":
+            problems.append(f"{path}: required but missing")
+            continue
+        problems.append(f"{path}: {msg[0].lower() + msg[1:]}, got {_short(got)}")
+    return problems
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _allowed_keys(cls: type[BaseModel], data: dict[str, Any], loc: list[str]) -> list[str]:
+    """The field names allowed at dotted location `loc` under `cls` (best effort)."""
+    model: Any = cls
+    node: Any = data
+    for part in loc:
+        if isinstance(node, dict):
+            node = node.get(part)
+        if part.isdigit() or model is None:
+            continue
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None:
+            return []
+        model = _model_of(field.annotation, node)
+    return list(model.model_fields) if hasattr(model, "model_fields") else []
+
+
+def _model_of(annotation: Any, node: Any) -> Any:
+    import typing
+
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    args = typing.get_args(annotation)
+    models = []
+    for a in args:
+        sub = _model_of(a, node)
+        if sub is not None:
+            models.append(sub)
+    if len(models) > 1 and isinstance(node, dict):  # discriminated union: pick by kind
+        for m in models:
+            kind_field = m.model_fields.get("kind")
+            if kind_field is not None and kind_field.default == node.get("kind"):
+                return m
+    return models[0] if models else None
+
+
+# ---------------------------------------------------------------------- canonical JSON, hash
+def canonical_json(spec: BaseModel | dict[str, Any]) -> str:
+    """Sorted-key, compact JSON of the resolved config; floats as Python's shortest repr."""
+    data = spec.model_dump(mode="json") if isinstance(spec, BaseModel) else spec
+    return json.dumps(_normalize(data), sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def config_hash(spec: BaseModel | dict[str, Any]) -> str:
+    """First 16 hex digits of the SHA-256 of `canonical_json(spec)`."""
+    return hashlib.sha256(canonical_json(spec).encode()).hexdigest()[:16]
+
+
+def _normalize(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _normalize(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_normalize(v) for v in value]
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return repr(value)
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    return value

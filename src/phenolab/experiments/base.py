@@ -1,0 +1,132 @@
+"""What an experiment is, and the registry of the catalog.
+
+An experiment states its claim in one sentence, names its source (arXiv id and figure), has
+`quick` and `full` presets (overrides applied on its config defaults), plans its training
+runs, and turns their stored measurements into summary numbers, a `Verdict` and figures.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from phenolab.config import ConfigError, ExperimentSpec, RunSpec, merge, validate
+from phenolab.experiments.verdict import Verdict
+from phenolab.probes.registry import probe_names
+from phenolab.store import Store
+from phenolab.tasks.safe_expr import compile_expression
+
+
+@dataclass
+class RunData:
+    """One finished training run as the analysis sees it: its spec, status and stored records."""
+
+    label: str
+    run_id: int
+    spec: RunSpec
+    status: str
+    error: str | None
+    store: Store = field(repr=False)
+    _metrics: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        """Wide metric table: index step, one column per metric name."""
+        if self._metrics is None:
+            long = self.store.metrics(self.run_id)
+            self._metrics = (long.pivot_table(index="step", columns="name", values="value", aggfunc="last")
+                             if len(long) else pd.DataFrame())
+        return self._metrics
+
+    def series(self, name: str) -> pd.Series:
+        """One metric over steps (NaN rows dropped); an empty series if it was never recorded."""
+        if name not in self.metrics.columns:
+            return pd.Series(dtype=float)
+        return self.metrics[name].dropna()
+
+    def artifact(self, name: str) -> dict[str, np.ndarray]:
+        return self.store.load_artifact(self.run_id, name)
+
+
+Plan = Callable[[Any], list[tuple[str, RunSpec]]]
+
+
+def seeds_plan(cfg: ExperimentSpec) -> list[tuple[str, RunSpec]]:
+    """The default plan: the experiment's base run once per seed."""
+    return [(f"seed={s}", cfg.run_spec(s)) for s in cfg.seeds]
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A catalog entry. `analyze`, `verdict` and `figures` read only stored data (`RunData`)."""
+
+    name: str
+    title: str
+    source: str
+    claim: str
+    config: type[ExperimentSpec]
+    presets: Mapping[str, Mapping[str, Any]]
+    analyze: Callable[[Any, list[RunData]], dict[str, Any]]
+    verdict: Callable[[Any, dict[str, Any]], Verdict]
+    figures: Callable[[Any, list[RunData], dict[str, Any]], dict[str, Any]]
+    plan: Plan = seeds_plan
+
+    def resolve(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None) -> ExperimentSpec:
+        """Defaults, then the preset, then a config file's and the command line's overrides."""
+        if preset not in self.presets:
+            raise ConfigError([f"preset: must be one of {', '.join(self.presets)}, got {preset!r}"])
+        base = self.config(experiment=self.name).model_dump(mode="json")
+        data = merge(merge(base, dict(self.presets[preset])), {"preset": preset})
+        data = merge(data, dict(overrides or {}))
+        if data.get("experiment") != self.name:
+            raise ConfigError([f"experiment: this config is for {self.name!r}, got {data.get('experiment')!r}"])
+        cfg = validate(self.config, data)
+        _check_probe_names(cfg)
+        if cfg.data.kind == "expression":
+            compile_expression(cfg.data.expr)  # a ConfigError naming data.expr, before anything runs
+        return cfg
+
+
+def _check_probe_names(cfg: ExperimentSpec) -> None:
+    known = probe_names()
+    bad = [f"probes[{i}].name: unknown probe {p.name!r} (registered: {', '.join(known)})"
+           for i, p in enumerate(cfg.probes) if p.name not in known]
+    if bad:
+        raise ConfigError(bad)
+
+
+_REGISTRY: dict[str, Experiment] = {}
+
+
+def register(experiment: Experiment) -> Experiment:
+    if experiment.name in _REGISTRY:
+        raise ValueError(f"experiment {experiment.name!r} is already registered")
+    for needed in ("quick", "full"):
+        if needed not in experiment.presets:
+            raise ValueError(f"experiment {experiment.name!r} needs a {needed!r} preset")
+    _REGISTRY[experiment.name] = experiment
+    return experiment
+
+
+def get_experiment(name: str) -> Experiment:
+    """The catalog entry `name`; an unknown name raises ConfigError with the closest names."""
+    _load_catalog()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ConfigError([f"experiment: unknown experiment {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})"])
+    return _REGISTRY[name]
+
+
+def experiments() -> list[Experiment]:
+    """Every registered experiment, in catalog order."""
+    _load_catalog()
+    return list(_REGISTRY.values())
+
+
+def _load_catalog() -> None:
+    from phenolab.experiments import catalog  # noqa: F401  (importing registers the entries)

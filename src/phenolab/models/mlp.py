@@ -1,0 +1,137 @@
+"""A fully connected network with its parametrization and initialization built in.
+
+Layer l computes h_l = mult_l * (W_l h_{l-1}) + b_l (see `parametrization`); hidden layers
+apply the activation, and the network output is output_scale * h_{L+1}. A depth-1 net is the
+two-layer network f(x) = sum_k a_k sigma(w_k . x + b_k).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils import skip_init
+
+from phenolab.config import ConfigError, ModelSpec
+from phenolab.models.activations import get_activation
+from phenolab.models.parametrization import (
+    BIAS_MULTIPLIER,
+    bias_stds,
+    layer_multipliers,
+    layer_stds,
+)
+
+
+class MLP(nn.Module):
+    """x (n, d) -> f(x) (n, output_dim); parameters ``layers.{l}.weight`` / ``layers.{l}.bias``."""
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        input_dim: int,
+        output_dim: int,
+        generator: torch.Generator,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if spec.init.antisymmetric:
+            _check_antisymmetric(spec)
+        self.spec = spec
+        widths = [input_dim, *spec.hidden_widths, output_dim]
+        # skip_init: allocate without nn.Linear's default init, which would draw from the global RNG
+        self.layers = nn.ModuleList(
+            skip_init(nn.Linear, n_in, n_out, bias=spec.bias, dtype=dtype)
+            for n_in, n_out in zip(widths[:-1], widths[1:])
+        )
+        self.sigma = get_activation(spec.activation)
+        self.multipliers = layer_multipliers(spec, input_dim)
+        self.output_scale = float(spec.output_scale)
+        self._init_weights(generator)
+
+    @torch.no_grad()
+    def _init_weights(self, generator: torch.Generator) -> None:
+        """W_l ~ N(0, std_l^2), b_l ~ N(0, bias_std_l^2); then the antisymmetric copy if asked.
+
+        Antisymmetric (m units): w_{k+m/2} = w_k, b_{k+m/2} = b_k, a_{k+m/2} = -a_k, output bias 0,
+        so f = 0 exactly in exact arithmetic (rounding-level, ~1e-7 relative, in floating point).
+        """
+        input_dim = self.layers[0].in_features
+        stds = layer_stds(self.spec, input_dim)
+        b_stds = bias_stds(self.spec, input_dim)
+        for layer, std, b_std in zip(self.layers, stds, b_stds):
+            layer.weight.copy_(_normal(layer.weight.shape, std, generator))
+            if layer.bias is not None:
+                layer.bias.copy_(_normal(layer.bias.shape, b_std, generator))
+        if self.spec.init.antisymmetric:
+            hidden, out = self.layers
+            half = hidden.out_features // 2
+            hidden.weight[half:] = hidden.weight[:half]
+            out.weight[:, half:] = -out.weight[:, :half]
+            if hidden.bias is not None:
+                hidden.bias[half:] = hidden.bias[:half]
+                out.bias.zero_()  # otherwise f(x) = b_out at init, not 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        *hidden, out = self.layers
+        for layer, mult in zip(hidden, self.multipliers):
+            x = self.sigma(_affine(layer, mult, x))
+        return self.output_scale * _affine(out, self.multipliers[-1], x)
+
+    def neurons(self) -> tuple[Tensor, Tensor | None, Tensor]:
+        """Effective (w, b, a) of a two-layer net, detached: f(x) = sum_k a_k sigma(w_k . x + b_k) + c.
+
+        w = mult_1 W_1 (m, d); b = b_1 (m,) or None without biases;
+        a = output_scale * mult_2 W_2^T (m, out); c = output_scale * b_2 (not returned).
+        """
+        if len(self.layers) != 2:
+            raise ValueError(f"neurons() needs a two-layer net (depth 1), this one has {len(self.layers) - 1} hidden layers")
+        hidden, out = self.layers
+        w = self.multipliers[0] * hidden.weight.detach()
+        b = BIAS_MULTIPLIER * hidden.bias.detach() if hidden.bias is not None else None
+        a = self.output_scale * self.multipliers[1] * out.weight.detach().T
+        return w, b, a
+
+    def extra_repr(self) -> str:
+        return f"parametrization={self.spec.parametrization}, output_scale={self.output_scale}"
+
+
+def _affine(layer: nn.Linear, mult: float, x: Tensor) -> Tensor:
+    """mult * (W x) + BIAS_MULTIPLIER * b."""
+    h = mult * F.linear(x, layer.weight)
+    return h + BIAS_MULTIPLIER * layer.bias if layer.bias is not None else h
+
+
+def _normal(shape: torch.Size, std: float, generator: torch.Generator) -> Tensor:
+    """N(0, std^2) samples, drawn in float64 so float32 and float64 nets start from the same weights."""
+    return std * torch.randn(shape, generator=generator, dtype=torch.float64)
+
+
+def _check_antisymmetric(spec: ModelSpec) -> None:
+    widths = spec.hidden_widths
+    if len(widths) != 1:
+        raise ConfigError([f"model.init.antisymmetric: needs a two-layer net (depth 1), got hidden widths {widths}"])
+    if widths[0] % 2:
+        raise ConfigError([f"model.init.antisymmetric: needs an even width, got model.width={widths[0]}"])
+
+
+def build_model(
+    spec: ModelSpec,
+    input_dim: int,
+    output_dim: int,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float32,
+) -> MLP:
+    """The network of `spec` for a task with `input_dim` inputs and `output_dim` outputs."""
+    problems = [
+        f"model.{name}: must match the task's {name} {task_value}, got {spec_value}"
+        for name, spec_value, task_value in (
+            ("input_dim", spec.input_dim, input_dim),
+            ("output_dim", spec.output_dim, output_dim),
+        )
+        if spec_value is not None and spec_value != task_value
+    ]
+    if problems:
+        raise ConfigError(problems)
+    if not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating type, got {dtype}")
+    return MLP(spec, input_dim, output_dim, generator, dtype)

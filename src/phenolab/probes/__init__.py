@@ -1,0 +1,30 @@
+"""Probes: pure measurements ``(model, task, **options) -> dict`` of floats and numpy arrays.
+
+Built-in probes: ``loss``, ``accuracy`` (`phenolab.probes.basic`), ``frequency``, ``projection``
+and ``filter`` (`phenolab.probes.frequency`, F-Principle, arXiv 1807.01251 / 1901.06523).
+"""
+
+from phenolab.probes.evaluate import predict
+from phenolab.probes.frequency import (
+    first_principal_component,
+    gaussian_filter_split,
+    local_maxima,
+    projected_spectrum,
+    relative_spectral_error,
+    spectrum_peaks,
+)
+from phenolab.probes.registry import get_probe, probe_names, register_probe, run_probe
+
+__all__ = [
+    "first_principal_component",
+    "gaussian_filter_split",
+    "get_probe",
+    "local_maxima",
+    "predict",
+    "probe_names",
+    "projected_spectrum",
+    "register_probe",
+    "relative_spectral_error",
+    "run_probe",
+    "spectrum_peaks",
+]

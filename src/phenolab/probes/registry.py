@@ -1,0 +1,74 @@
+"""The probe registry: a probe is a pure function ``(model, task, **options) -> dict``.
+
+Values are Python floats (scalars, recorded as metric series) or numpy arrays (recorded as
+artifacts stacked over the probe steps). A probe never trains, prints or writes files, and
+works on any ``nn.Module`` that maps a (n, d) input tensor to outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from phenolab.tasks.base import Task
+
+ProbeResult = dict[str, "float | np.ndarray"]
+ProbeFn = Callable[..., ProbeResult]
+
+_PROBES: dict[str, ProbeFn] = {}
+
+
+def register_probe(name: str) -> Callable[[ProbeFn], ProbeFn]:
+    """Decorator: register `fn` under `name` (names are unique)."""
+
+    def wrap(fn: ProbeFn) -> ProbeFn:
+        if name in _PROBES and _PROBES[name] is not fn:
+            raise ValueError(f"probe {name!r} is already registered")
+        _PROBES[name] = fn
+        return fn
+
+    return wrap
+
+
+def get_probe(name: str) -> ProbeFn:
+    """The probe called `name`; a KeyError names the registered ones."""
+    _load_builtin()
+    try:
+        return _PROBES[name]
+    except KeyError:
+        raise KeyError(f"unknown probe {name!r}; registered: {', '.join(sorted(_PROBES))}") from None
+
+
+def probe_names() -> list[str]:
+    _load_builtin()
+    return sorted(_PROBES)
+
+
+def run_probe(name: str, model: nn.Module, task: Task, **options: Any) -> ProbeResult:
+    """Call a registered probe and check that it returned floats and arrays only."""
+    out = get_probe(name)(model, task, **options)
+    clean: ProbeResult = {}
+    for key, value in out.items():
+        if isinstance(value, np.ndarray):
+            clean[key] = value
+        elif isinstance(value, torch.Tensor):
+            clean[key] = value.detach().cpu().numpy() if value.ndim else float(value)
+        else:
+            clean[key] = float(value)
+    return clean
+
+
+def _load_builtin() -> None:
+    """Import every public module of `phenolab.probes` (basic, frequency, ...): importing a
+    module registers its probes. Python caches the imports, so repeated calls are cheap."""
+    import importlib
+    import pkgutil
+
+    import phenolab.probes as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_"):
+            importlib.import_module(f"phenolab.probes.{info.name}")

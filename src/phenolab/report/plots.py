@@ -1,0 +1,248 @@
+"""Figures for phenolab runs, each returned as a `matplotlib.figure.Figure` for the caller to save.
+
+Figures are built with ``Figure()`` directly, never through ``pyplot``: no global state, no
+backend to select, nothing left open. ``fig.savefig(path_or_buffer, format="png")`` works
+as usual. This module imports nothing of phenolab, so experiments can use it freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+FIGSIZE = (6.0, 3.5)
+"""Default figure size in inches: fits two side by side on a report page."""
+
+_TITLE_SIZE = 11
+_LABEL_SIZE = 10
+_TICK_SIZE = 8.5
+_LEGEND_SIZE = 8
+
+
+def _new_axes(figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
+    """A fresh figure (constrained layout) with one axes."""
+    fig = Figure(figsize=figsize, layout="constrained")
+    ax = fig.add_subplot()
+    ax.tick_params(labelsize=_TICK_SIZE)
+    return fig, ax
+
+
+def _as_1d(values: object, name: str) -> np.ndarray:
+    """``values`` as a flat float array; a column vector ``(n, 1)`` is accepted."""
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 2 and 1 in arr.shape:
+        arr = arr.ravel()
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+    return arr
+
+
+def _fmt_step(step: float) -> str:
+    """A step number as a short tick label: integers without decimals."""
+    return str(int(step)) if float(step).is_integer() else f"{step:.3g}"
+
+
+def _step_colors(n: int, cmap: str = "viridis") -> list[tuple[float, float, float, float]]:
+    """``n`` colours from early (dark) to late (bright) along ``cmap``."""
+    colormap = matplotlib.colormaps[cmap]
+    if n == 1:
+        return [colormap(0.5)]
+    return [colormap(v) for v in np.linspace(0.0, 0.8, n)]
+
+
+def _legend(ax: Axes) -> None:
+    """A small legend, only if something on the axes is labelled."""
+    handles, _ = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=_LEGEND_SIZE, ncol=2 if len(handles) > 6 else 1, framealpha=0.85)
+
+
+def _decorate(ax: Axes, *, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels and a light grid."""
+    ax.set_title(title, fontsize=_TITLE_SIZE)
+    ax.set_xlabel(xlabel, fontsize=_LABEL_SIZE)
+    ax.set_ylabel(ylabel, fontsize=_LABEL_SIZE)
+    ax.grid(alpha=0.3, linewidth=0.6)
+
+
+def _uniform_extent(steps: np.ndarray) -> tuple[float, float] | None:
+    """``(left, right)`` edges if ``steps`` are evenly spaced and increasing (cells centred on steps), else None."""
+    if steps.size < 2:
+        return None
+    gaps = np.diff(steps)
+    if gaps[0] <= 0 or not np.allclose(gaps, gaps[0], rtol=1e-6, atol=0.0):
+        return None
+    half = gaps[0] / 2
+    return float(steps[0] - half), float(steps[-1] + half)
+
+
+def peak_heatmap(
+    steps: Sequence[float] | np.ndarray,
+    rel_err: np.ndarray,
+    peak_labels: Sequence[str] | None = None,
+    *,
+    title: str = "Relative error per spectral peak",
+    vmax: float = 1.0,
+    cmap: str = "inferno",
+    xlabel: str = "training step",
+) -> Figure:
+    """The F-Principle heat map: relative error Delta_F of each spectral peak over training.
+
+    ``rel_err`` has shape ``(n_steps, n_peaks)``, peaks ordered from low to high frequency.
+    The image is ``rel_err.T``: row ``i`` is peak ``i``, so the lowest frequency is the top
+    row and frequency grows downwards; column ``j`` is ``steps[j]``. Evenly spaced steps give
+    a true step axis (cells centred on the steps); otherwise columns are evenly spaced and the
+    tick labels give the step of their column.
+    The colour runs from 0 (dark, converged) to ``vmax`` (bright); larger errors saturate
+    and NaN is drawn grey. The figure has two axes: the map and its colourbar.
+    """
+    steps_arr = _as_1d(steps, "steps")
+    err = np.asarray(rel_err, dtype=float)
+    if err.ndim != 2 or err.shape[0] != steps_arr.size:
+        raise ValueError(f"rel_err must have shape (n_steps={steps_arr.size}, n_peaks), got {err.shape}")
+    n_peaks = err.shape[1]
+    labels = list(peak_labels) if peak_labels is not None else [f"peak {i + 1}" for i in range(n_peaks)]
+    if len(labels) != n_peaks:
+        raise ValueError(f"{len(labels)} peak labels for {n_peaks} peaks")
+
+    fig, ax = _new_axes()
+    colormap = matplotlib.colormaps[cmap].with_extremes(bad="0.6")
+    uniform = _uniform_extent(steps_arr)
+    image = ax.imshow(err.T, aspect="auto", origin="upper", cmap=colormap, vmin=0.0, vmax=vmax,
+                      interpolation="nearest",
+                      extent=None if uniform is None else (*uniform, n_peaks - 0.5, -0.5))
+    ax.set_yticks(range(n_peaks), labels)
+    ax.set_ylabel("peak (low → high frequency)", fontsize=_LABEL_SIZE)
+    if uniform is None:  # uneven steps: one column per step, labelled with the step
+        cols = np.unique(np.linspace(0, steps_arr.size - 1, min(steps_arr.size, 8)).round().astype(int))
+        ax.set_xticks(cols, [_fmt_step(steps_arr[c]) for c in cols])
+    ax.set_xlabel(xlabel, fontsize=_LABEL_SIZE)
+    ax.set_title(title, fontsize=_TITLE_SIZE)
+    colorbar = fig.colorbar(image, ax=ax, extend="max" if np.nanmax(err, initial=0.0) > vmax else "neither")
+    colorbar.set_label("relative error $\\Delta_F$", fontsize=_LABEL_SIZE)
+    colorbar.ax.tick_params(labelsize=_TICK_SIZE)
+    return fig
+
+
+def curves(
+    steps: Sequence[float] | np.ndarray,
+    series: Mapping[str, Sequence[float] | np.ndarray],
+    *,
+    title: str = "",
+    ylabel: str = "",
+    logy: bool = False,
+    hlines: Mapping[str, float] | None = None,
+    marks: Mapping[str, float | None] | None = None,
+    xlabel: str = "training step",
+) -> Figure:
+    """Several labelled lines over ``steps``, with optional thresholds and step markers.
+
+    Each value of ``series`` has one entry per step (NaN leaves a gap). ``hlines`` draws a
+    dashed horizontal line per threshold; ``marks`` a dotted vertical line per step (e.g. the
+    step each peak converged; ``None`` or NaN, "never", is skipped). A mark whose label is
+    also a series label takes that series' colour and no legend entry of its own.
+    On a log scale, non-positive values are masked.
+    """
+    steps_arr = _as_1d(steps, "steps")
+    fig, ax = _new_axes()
+    colors: dict[str, object] = {}
+    for label, values in series.items():
+        y = _as_1d(values, f"series {label!r}")
+        if y.size != steps_arr.size:
+            raise ValueError(f"series {label!r} has {y.size} values for {steps_arr.size} steps")
+        (line,) = ax.plot(steps_arr, y, label=label, linewidth=1.4)
+        colors[label] = line.get_color()
+    if logy:
+        ax.set_yscale("log", nonpositive="mask")
+    for label, y in (hlines or {}).items():
+        ax.axhline(y, color="0.35", linestyle="--", linewidth=1.0, label=f"{label} = {y:.3g}")
+    for label, step in (marks or {}).items():
+        if step is None or not np.isfinite(step):
+            continue
+        color = colors.get(label, "0.45")
+        legend_label = f"_{label}" if label in colors else f"{label} @ {_fmt_step(step)}"
+        ax.axvline(step, color=color, linestyle=":", linewidth=1.2, label=legend_label)
+    _decorate(ax, title=title, xlabel=xlabel, ylabel=ylabel)
+    _legend(ax)
+    return fig
+
+
+def fit_1d(
+    x: Sequence[float] | np.ndarray,
+    target: Sequence[float] | np.ndarray,
+    snapshots: Sequence[tuple[int, np.ndarray]],
+    *,
+    x_train: Sequence[float] | np.ndarray | None = None,
+    y_train: Sequence[float] | np.ndarray | None = None,
+    title: str = "Model output during training",
+    xlabel: str = "x",
+    ylabel: str = "y",
+) -> Figure:
+    """The target curve (black, dashed, on top) and the model output at several steps (dark = early, light = late).
+
+    ``snapshots`` is a list of ``(step, output on x)``; training points, if given, are drawn as
+    dots. Points are sorted by ``x`` before drawing, so ``x`` need not be sorted.
+    Lines on the axes: the target first, then one per snapshot; the dots are one collection.
+    """
+    x_arr = _as_1d(x, "x")
+    order = np.argsort(x_arr, kind="stable")
+    target_arr = _as_1d(target, "target")
+    if target_arr.size != x_arr.size:
+        raise ValueError(f"target has {target_arr.size} values for {x_arr.size} points")
+
+    fig, ax = _new_axes()
+    ax.plot(x_arr[order], target_arr[order], color="black", linestyle="--", linewidth=1.5, label="target", zorder=5)
+    for (step, output), color in zip(snapshots, _step_colors(len(snapshots))):
+        y = _as_1d(output, f"output at step {step}")
+        if y.size != x_arr.size:
+            raise ValueError(f"output at step {step} has {y.size} values for {x_arr.size} points")
+        ax.plot(x_arr[order], y[order], color=color, linewidth=1.8, label=f"step {_fmt_step(step)}", zorder=3)
+    if x_train is not None and y_train is not None:
+        ax.scatter(_as_1d(x_train, "x_train"), _as_1d(y_train, "y_train"), s=12, color="tab:red",
+                   edgecolors="white", linewidths=0.4, label="training points", zorder=6)
+    _decorate(ax, title=title, xlabel=xlabel, ylabel=ylabel)
+    _legend(ax)
+    return fig
+
+
+def spectra_1d(
+    freqs: Sequence[float] | np.ndarray,
+    target_mag: Sequence[float] | np.ndarray,
+    output_mags: Sequence[tuple[int, np.ndarray]],
+    *,
+    peaks: Sequence[float] | None = None,
+    title: str = "Spectrum |DFT| of target and output",
+    logy: bool = False,
+    xlabel: str = "frequency",
+) -> Figure:
+    """|DFT| of the target (black, dashed, on top) and of the output at a few steps (dark = early, light = late).
+
+    ``output_mags`` is a list of ``(step, |DFT| on freqs)``. ``peaks`` are frequencies, in
+    the units of ``freqs`` (pass ``freqs[peak_indices]`` for indices), each marked by a
+    dotted vertical line. Lines on the axes: target, one per output, one per peak.
+    """
+    f = _as_1d(freqs, "freqs")
+    target_arr = _as_1d(target_mag, "target_mag")
+    if target_arr.size != f.size:
+        raise ValueError(f"target_mag has {target_arr.size} values for {f.size} frequencies")
+
+    fig, ax = _new_axes()
+    ax.plot(f, target_arr, color="black", linestyle="--", linewidth=1.5, label="target", zorder=5)
+    for (step, mag), color in zip(output_mags, _step_colors(len(output_mags))):
+        m = _as_1d(mag, f"|DFT| at step {step}")
+        if m.size != f.size:
+            raise ValueError(f"|DFT| at step {step} has {m.size} values for {f.size} frequencies")
+        ax.plot(f, m, color=color, linewidth=1.6, label=f"step {_fmt_step(step)}", zorder=3)
+    for i, peak in enumerate(peaks if peaks is not None else []):
+        ax.axvline(peak, color="0.5", linestyle=":", linewidth=1.0, label="peaks" if i == 0 else "_peak")
+    if logy:
+        ax.set_yscale("log", nonpositive="mask")
+    if f.size:
+        ax.set_xlim(float(np.min(f)), float(np.max(f)))
+    _decorate(ax, title=title, xlabel=xlabel, ylabel="|DFT|")
+    _legend(ax)
+    return fig

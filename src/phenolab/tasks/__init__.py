@@ -1,0 +1,30 @@
+"""Tasks: the data of a run, built from a data spec by `make_task`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from phenolab.config import DataSpec
+from phenolab.tasks.base import Task
+from phenolab.tasks.digits import digits
+from phenolab.tasks.functions1d import expression, sines
+from phenolab.tasks.highdim import ridge, teacher
+
+TASK_BUILDERS: dict[str, Callable[..., Task]] = {
+    "sines": sines,
+    "expression": expression,
+    "teacher": teacher,
+    "ridge": ridge,
+    "digits": digits,
+}
+
+
+def make_task(spec: DataSpec, seed: int, dtype: torch.dtype = torch.float32) -> Task:
+    """The task of `spec`; its randomness comes from a generator seeded by spec.seed, else `seed`."""
+    generator = torch.Generator().manual_seed(spec.seed if spec.seed is not None else seed)
+    return TASK_BUILDERS[spec.kind](spec, generator, dtype)
+
+
+__all__ = ["Task", "make_task", "TASK_BUILDERS", "sines", "expression", "teacher", "ridge", "digits"]

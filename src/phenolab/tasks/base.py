@@ -1,0 +1,49 @@
+"""The `Task`: training and test tensors plus what the probes need to know about the target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+import torch
+
+
+@dataclass(frozen=True)
+class Task:
+    """Data of one run.
+
+    ``x_train`` is (n, d) and ``y_train`` is (n, k) for regression (k outputs) or (n,) integer
+    labels for classification. For 1-D tasks sampled on a uniform grid, ``grid`` is True and
+    the training inputs are sorted, so a DFT over them is meaningful. ``target`` evaluates the
+    noiseless target function on new inputs (None for real data). ``info`` holds anything a
+    probe or an experiment may want (frequencies, amplitudes, class count, ...).
+    """
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    kind: Literal["regression", "classification"] = "regression"
+    grid: bool = False
+    target: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, compare=False)
+    name: str = "task"
+    info: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def input_dim(self) -> int:
+        return int(self.x_train.shape[1])
+
+    @property
+    def output_dim(self) -> int:
+        if self.kind == "classification" and self.y_train.ndim == 1:
+            return int(self.info.get("n_classes", int(self.y_train.max()) + 1))
+        return int(self.y_train.shape[1])
+
+    @classmethod
+    def from_batch(cls, x: torch.Tensor, y: torch.Tensor, **kwargs: Any) -> Task:
+        """Wrap a user's (x, y) batch; 1-D inputs and targets get a trailing axis."""
+        x = x if x.ndim > 1 else x[:, None]
+        if y.is_floating_point() and y.ndim == 1:
+            y = y[:, None]
+        kind = "regression" if y.is_floating_point() else "classification"
+        return cls(x_train=x, y_train=y, kind=kwargs.pop("kind", kind), name=kwargs.pop("name", "batch"), **kwargs)

@@ -1,0 +1,110 @@
+"""The figures of `phenolab.report.plots`: right content, and they save to PNG."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+
+from phenolab.report.plots import curves, fit_1d, peak_heatmap, spectra_1d
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=50)
+    return buffer.getvalue()
+
+
+def test_peak_heatmap_shows_rel_err_transposed_with_lowest_peak_on_top() -> None:
+    steps = np.array([0, 10, 20, 50, 100])
+    rel_err = np.random.default_rng(0).uniform(0, 1.5, size=(5, 3))
+    fig = peak_heatmap(steps, rel_err, ["k=1", "k=3", "k=5"], vmax=1.0)
+
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 2  # the map and its colourbar
+    ax = fig.axes[0]
+    assert len(ax.images) == 1
+    np.testing.assert_array_equal(np.asarray(ax.images[0].get_array()), rel_err.T)
+    assert ax.images[0].get_clim() == (0.0, 1.0)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["k=1", "k=3", "k=5"]
+    assert ax.get_ylim()[0] > ax.get_ylim()[1]  # row 0 (lowest frequency) at the top
+    assert "0" in [t.get_text() for t in ax.get_xticklabels()]
+    assert _png(fig).startswith(PNG_SIGNATURE)
+
+
+def test_peak_heatmap_even_steps_give_a_true_step_axis() -> None:
+    steps = np.arange(0, 1001, 100)
+    fig = peak_heatmap(steps, np.zeros((11, 2)))
+    assert fig.axes[0].get_xlim() == (-50.0, 1050.0)  # cells centred on the steps
+
+
+def test_peak_heatmap_default_labels_and_shape_check() -> None:
+    fig = peak_heatmap([1, 2], np.full((2, 4), np.nan))
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["peak 1", "peak 2", "peak 3", "peak 4"]
+    with pytest.raises(ValueError):
+        peak_heatmap([1, 2, 3], np.zeros((2, 4)))
+    with pytest.raises(ValueError):
+        peak_heatmap([1, 2], np.zeros((2, 4)), ["a", "b"])
+
+
+def test_curves_draws_series_thresholds_and_marks() -> None:
+    steps = np.arange(0, 100, 10)
+    series = {"peak 1": np.linspace(1, 0.01, 10), "peak 2": np.linspace(1, 0.1, 10)}
+    fig = curves(steps, series, title="errors", ylabel="Delta_F", logy=True,
+                 hlines={"tolerance": 0.05}, marks={"peak 1": 40, "peak 2": None, "lr drop": 70})
+
+    ax = fig.axes[0]
+    assert len(fig.axes) == 1
+    assert len(ax.lines) == 2 + 1 + 2  # series, threshold, marks (the None mark is skipped)
+    assert ax.get_yscale() == "log"
+    assert ax.get_title() == "errors"
+    assert ax.lines[3].get_color() == ax.lines[0].get_color()  # a mark matching a series shares its colour
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["peak 1", "peak 2", "tolerance = 0.05", "lr drop @ 70"]
+    assert _png(fig).startswith(PNG_SIGNATURE)
+
+
+def test_curves_rejects_series_of_wrong_length() -> None:
+    with pytest.raises(ValueError):
+        curves([0, 1, 2], {"a": [1.0, 2.0]})
+
+
+def test_fit_1d_draws_target_snapshots_and_training_points() -> None:
+    rng = np.random.default_rng(1)
+    x = rng.uniform(-1, 1, 50)  # unsorted on purpose
+    target = np.sin(3 * x)
+    snapshots = [(0, np.zeros(50)), (100, 0.5 * target), (1000, target.reshape(-1, 1))]
+    fig = fit_1d(x, target, snapshots, x_train=x[:10], y_train=target[:10], title="fit")
+
+    ax = fig.axes[0]
+    assert len(ax.lines) == 1 + 3
+    assert sum(isinstance(c, PathCollection) for c in ax.collections) == 1
+    xs = ax.lines[0].get_xdata()
+    assert np.all(np.diff(xs) >= 0)  # drawn in x order
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["target", "step 0", "step 100", "step 1000", "training points"]
+    assert _png(fig).startswith(PNG_SIGNATURE)
+
+
+def test_spectra_1d_draws_target_outputs_and_peaks() -> None:
+    freqs = np.arange(33, dtype=float)
+    target = np.exp(-((freqs - 4) ** 2)) + 0.5 * np.exp(-((freqs - 12) ** 2))
+    fig = spectra_1d(freqs, target, [(0, target * 0.1), (500, target * 0.9)], peaks=[4.0, 12.0], logy=True)
+
+    ax = fig.axes[0]
+    assert len(ax.lines) == 1 + 2 + 2
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["target", "step 0", "step 500", "peaks"]
+    assert ax.get_xlim() == (0.0, 32.0)
+    assert _png(fig).startswith(PNG_SIGNATURE)
+
+
+def test_default_size_is_moderate() -> None:
+    fig = curves([0, 1], {"a": [1, 2]})
+    width, height = fig.get_size_inches()
+    assert 4 <= width <= 8 and 2.5 <= height <= 5

@@ -1,0 +1,95 @@
+"""Config: validation messages name path, value and what is allowed; overrides; canonical hash."""
+
+import pytest
+
+from phenolab.config import (ConfigError, ExperimentSpec, ModelSpec, RunSpec, canonical_json, config_hash,
+                             load_yaml, merge, parse_overrides, validate)
+
+
+def resolve(*items: str) -> ExperimentSpec:
+    return validate(ExperimentSpec, merge({"experiment": "x"}, parse_overrides(list(items))))
+
+
+def problem(*items: str) -> str:
+    with pytest.raises(ConfigError) as info:
+        resolve(*items)
+    return str(info.value)
+
+
+def test_overrides_build_nested_typed_values():
+    cfg = resolve("model.width=200", "train.lr=1e-3", "model.activation=relu", "seeds=[0, 1]", "model.bias=false")
+    assert cfg.model.width == 200 and cfg.train.lr == pytest.approx(1e-3)
+    assert cfg.model.activation == "relu" and cfg.seeds == [0, 1] and cfg.model.bias is False
+
+
+def test_negative_width_names_path_bound_and_value():
+    assert problem("model.width=-3") == "model.width: must be > 0, got -3"
+
+
+def test_unknown_key_is_rejected_with_a_suggestion():
+    msg = problem("model.widht=3")
+    assert msg.startswith("model.widht: unknown key; did you mean 'width'?")
+    assert "activation" in msg  # lists what is allowed
+
+
+def test_wrong_type_and_literal_choices():
+    assert problem("train.lr=abc").startswith("train.lr:")
+    assert "'abc'" in problem("train.lr=abc")
+    msg = problem("model.activation=gelu2")
+    assert msg.startswith("model.activation: must be one of") and "'relu'" in msg and "'gelu2'" in msg
+
+
+def test_unknown_data_kind_lists_kinds():
+    msg = problem("data.kind=foo")
+    assert msg.startswith("data.kind: must be one of") and "digits" in msg and "'foo'" in msg
+
+
+def test_per_layer_init_must_match_depth():
+    assert "init.std has 3 values" in problem("model.init.std=[1, 2, 3]")
+    with pytest.raises(ConfigError, match="either std or gamma"):
+        resolve("model.init.std=0.1", "model.init.gamma=1")
+
+
+def test_malformed_override_and_plus_keys():
+    with pytest.raises(ConfigError, match="key=value"):
+        parse_overrides(["model.width"])
+    with pytest.raises(ConfigError, match="'\\+'"):
+        parse_overrides(["+model.new=1"])
+
+
+def test_changing_data_kind_drops_the_old_kinds_keys():
+    base = {"experiment": "x", "data": {"kind": "sines", "frequencies": [1.0], "amplitudes": [1.0]}}
+    cfg = validate(ExperimentSpec, merge(base, {"data": {"kind": "digits"}}))
+    assert cfg.data.kind == "digits"
+
+
+def test_hash_is_stable_and_sensitive():
+    a, b = resolve("model.width=200"), resolve("model.width=200")
+    assert config_hash(a) == config_hash(b) and len(config_hash(a)) == 16
+    assert config_hash(a) != config_hash(resolve("model.width=201"))
+    # an int written as a float is the same config
+    assert config_hash(resolve("train.lr=1")) == config_hash(resolve("train.lr=1.0"))
+    assert canonical_json(a) == canonical_json(validate(ExperimentSpec, a.model_dump(mode="json")))
+
+
+def test_specs_are_frozen():
+    with pytest.raises(Exception):
+        ModelSpec().width = 3  # type: ignore[misc]
+
+
+def test_run_spec_applies_dotted_changes():
+    cfg = resolve("model.width=7")
+    run = cfg.run_spec(3, **{"model.init.gamma": 1.0})
+    assert isinstance(run, RunSpec) and run.seed == 3 and run.model.width == 7 and run.model.init.gamma == 1.0
+
+
+def test_yaml_file_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: [1, 2\n")
+    with pytest.raises(ConfigError, match="bad.yaml: not valid YAML"):
+        load_yaml(bad)
+    with pytest.raises(ConfigError, match="not found"):
+        load_yaml(tmp_path / "missing.yaml")
+    good = tmp_path / "good.yaml"
+    good.write_text("model:\n  width: 5\n")
+    assert load_yaml(good) == {"model": {"width": 5}}

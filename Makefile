@@ -24,7 +24,7 @@ install: $(STAMP)
 dev: $(DEVSTAMP)
 
 demo: $(STAMP)
-	$(BIN)/phenolab verify --quick --report phenolab-runs/verify.html
+	$(BIN)/phenolab verify --quick
 
 test: $(DEVSTAMP)
 	$(BIN)/python -m pytest

@@ -33,26 +33,14 @@ class BadInput(Exception):
 
 
 def main() -> None:
-    """Entry point: run the app and map input errors to exit code 2."""
+    """Entry point: typer handles usage errors (exit 2) and exit codes; input errors print one line."""
     from phenolab.store import StoreError
 
     try:
-        app(standalone_mode=False)
+        app()
     except (ConfigError, StoreError, BadInput) as exc:
         err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
         sys.exit(EXIT_BAD_INPUT)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(EXIT_BAD_INPUT)
-        if isinstance(exc, click.exceptions.Abort):
-            err.print("aborted")
-            sys.exit(130)
-        raise
 
 
 def _open_store(path: Optional[Path], readonly: bool = False) -> Any:
@@ -293,7 +281,7 @@ def _index_row(r: dict[str, Any]) -> dict[str, Any]:
     v = r.get("verdict") or {}
     return {"name": r["name"], "status": r["status"], "passed": v.get("passed"), "reason": v.get("reason", ""),
             "checks": v.get("checks", []), "source": v.get("source", ""), "duration_s": r.get("duration_s"),
-            "run_id": r["id"], "href": f"../runs/{r['id']}/report.html"}
+            "run_id": r["id"], "href": f"runs/{r['id']}/report.html"}
 
 
 def _verify_page(rows: list[dict[str, Any]], st: Any, preset: str) -> str:
@@ -304,7 +292,7 @@ def _verify_page(rows: list[dict[str, Any]], st: Any, preset: str) -> str:
         e, o = r["experiment"], r["outcome"]
         index.append({"name": e.name, "title": e.title, "source": e.source, "claim": e.claim, "status": "done",
                       "passed": o.passed, "reason": o.verdict.get("reason", ""), "checks": o.verdict.get("checks", []),
-                      "duration_s": r["seconds"], "run_id": o.run_id})
+                      "duration_s": r["seconds"], "run_id": o.run_id, "href": f"runs/{o.run_id}/report.html"})
         for a in st.artifacts(o.run_id):
             if a.get("kind") == "figure":
                 figures[f"{e.name}: {a['name']}"] = st.root / a["path"]

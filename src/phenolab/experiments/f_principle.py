@@ -40,7 +40,7 @@ class FPrincipleConfig(ExperimentSpec):
     train: TrainSpec = TrainSpec(optimizer="adam", lr=2e-4, steps=3000, probe_every=10)
     probes: list[ProbeSpec] = [
         ProbeSpec(name="frequency", options={"max_peaks": 3}),
-        ProbeSpec(name="outputs", every=250),
+        ProbeSpec(name="outputs", every=50),
     ]
     check: FPrincipleCheck = FPrincipleCheck()
 
@@ -127,10 +127,12 @@ def figures(cfg: FPrincipleConfig, runs: list[RunData], summary: dict[str, Any])
     snaps = run.artifact("outputs/y_pred")
     x = run.artifact("outputs/x")["values"][0][:, 0]
     target = run.artifact("outputs/y")["values"][0][:, 0]
-    keep = np.unique(np.linspace(0, len(snaps["steps"]) - 1, 5).round().astype(int))
+    # snapshots at the start, near each peak's convergence step, and at the end
+    wanted = [0, *(s for s in t if s is not None), int(snaps["steps"][-1])]
+    keep = sorted({int(np.abs(snaps["steps"] - w).argmin()) for w in wanted})
     out[f"fit over training ({run.label})"] = plots.fit_1d(
         x, target, [(int(snaps["steps"][i]), snaps["values"][i][:, 0]) for i in keep],
-        title="network output over training")
+        title="network output at step 0, near each peak's convergence, and at the end")
     return out
 
 

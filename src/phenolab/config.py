@@ -109,6 +109,9 @@ class ModelSpec(Spec):
                              "e.g. model.widths=[200,200]")
         if not self.widths and self.widths is not None:
             raise ValueError("widths must list at least one hidden width")
+        if self.init.antisymmetric and (len(self.hidden_widths) != 1 or self.hidden_widths[0] % 2):
+            raise ValueError(f"init.antisymmetric needs a two-layer net (depth 1) of even width, "
+                             f"got hidden widths {self.hidden_widths}")
         n_layers = len(self.hidden_widths) + 1
         for name in ("std", "gamma"):
             value = getattr(self.init, name)

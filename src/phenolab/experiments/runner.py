@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
+from torch import nn
 
 from phenolab.config import RunSpec, config_hash
 from phenolab.experiments.base import Experiment, RunData, get_experiment
 from phenolab.models import build_model
 from phenolab.report.html import render_run_page
 from phenolab.store import Store
-from phenolab.tasks import make_task
+from phenolab.tasks import Task, make_task
 from phenolab.train import Recorder, generator, train
 
 ProgressFn = Callable[[str, int, int, float], None]
@@ -52,6 +53,8 @@ def run_experiment(
     experiment = get_experiment(name)
     cfg = experiment.resolve(preset, overrides)
     plan = experiment.plan(cfg)
+    if plan:  # build the first run's task and model before anything is stored: shape errors are bad input
+        _build(plan[0][1])
     digest = config_hash(cfg)
     if not force:
         done = store.find_done("experiment", name, digest)
@@ -88,9 +91,7 @@ def _train_one(experiment: Experiment, label: str, spec: RunSpec, store: Store, 
         done = store.find_done("train", experiment.name, digest)
         if done is not None:
             return RunData(label, done, spec, "done", None, store)
-    dtype = torch.float64 if spec.train.dtype == "float64" else torch.float32
-    task = make_task(spec.data, spec.seed, dtype=dtype)
-    model = build_model(spec.model, task.input_dim, task.output_dim, generator(spec.seed, "model"), dtype=dtype)
+    task, model = _build(spec)
     callback = (lambda step, total, loss: progress(label, step, total, loss)) if progress else None
     with Recorder(store, experiment.name, spec, kind="train", parent_id=parent, label=label) as rec:
         result = train(model, task, spec.train, probes=spec.probes, recorder=rec,
@@ -99,6 +100,13 @@ def _train_one(experiment: Experiment, label: str, spec: RunSpec, store: Store, 
         rec.close(result.status, error=error,
                   summary={"final_loss": result.final_loss, "steps": result.steps, "wall_s": result.wall_s})
     return RunData(label, rec.run_id, spec, result.status, error, store)
+
+
+def _build(spec: RunSpec) -> tuple[Task, nn.Module]:
+    dtype = torch.float64 if spec.train.dtype == "float64" else torch.float32
+    task = make_task(spec.data, spec.seed, dtype=dtype)
+    model = build_model(spec.model, task.input_dim, task.output_dim, generator(spec.seed, "model"), dtype=dtype)
+    return task, model
 
 
 def failed_runs(runs: list[RunData]) -> str:

@@ -11,15 +11,7 @@ from torch import nn
 
 from phenolab.probes import gaussian_filter_split, run_probe
 from phenolab.tasks.base import Task
-
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
+from fn_model import Fn
 
 
 def test_split_against_hand_computation():

@@ -9,6 +9,7 @@ from torch import nn
 
 from phenolab.probes import local_maxima, relative_spectral_error, run_probe, spectrum_peaks
 from phenolab.tasks.base import Task
+from fn_model import Fn
 
 N = 64
 X_PERIODIC = 2 * np.pi * np.arange(N) / N  # sin(m x) sits exactly in DFT bin m
@@ -16,17 +17,6 @@ X_PERIODIC = 2 * np.pi * np.arange(N) / N  # sin(m x) sits exactly in DFT bin m
 
 def _target(x):
     return np.sin(x) + 2 * np.sin(3 * x) + 3 * np.sin(5 * x)
-
-
-class Fn(nn.Module):
-    """A parameter-free model computing fn(x)."""
-
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 def test_peaks_of_canonical_target_on_101_points():

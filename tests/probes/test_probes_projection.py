@@ -5,21 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from phenolab.probes import first_principal_component, run_probe
 from phenolab.tasks.base import Task
+from fn_model import Fn
 
 P = np.array([0.6, 0.8])
-
-
-class Fn(nn.Module):
-    def __init__(self, fn):
-        super().__init__()
-        self.fn = fn
-
-    def forward(self, x):
-        return self.fn(x)
 
 
 def _ridge(x):

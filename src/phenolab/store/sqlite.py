@@ -123,17 +123,7 @@ def _configure(conn: sqlite3.Connection) -> None:
 
 def connect_readwrite(path: Path) -> sqlite3.Connection:
     """A connection in autocommit mode (transactions are explicit), foreign keys on."""
-    try:
-        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-    except sqlite3.Error as exc:
-        raise describe(exc, path) from None
-    try:
-        with translated_errors(path):
-            _configure(conn)
-    except BaseException:
-        conn.close()
-        raise
-    return conn
+    return _connect(str(path), path, uri=False)
 
 
 def enable_wal(conn: sqlite3.Connection, path: Path) -> None:
@@ -151,9 +141,14 @@ def connect_readonly(path: Path) -> sqlite3.Connection:
     nobody can be writing to it then.
     """
     immutable = not _wal_path(path).exists() and not os.access(path.parent, os.W_OK)
+    return _connect(_uri(path, immutable=immutable), path, uri=True)
+
+
+def _connect(target: str, path: Path, *, uri: bool) -> sqlite3.Connection:
+    """Open `target` (a path or a URI) in autocommit mode and configure it; errors name `path`."""
     try:
-        conn = sqlite3.connect(_uri(path, immutable=immutable), uri=True, timeout=BUSY_TIMEOUT_S,
-                               isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(target, uri=uri, timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                               check_same_thread=False)
     except sqlite3.Error as exc:
         raise describe(exc, path) from None
     try:

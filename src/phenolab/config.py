@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -40,6 +41,7 @@ class Spec(BaseModel):
 PosInt = Annotated[int, Field(gt=0)]
 PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
+Seeds = Annotated[list[int], Field(min_length=1)]
 
 Activation = Literal["relu", "tanh", "sigmoid", "gelu", "sin"]
 Parametrization = Literal["standard", "ntk", "mean_field"]
@@ -262,12 +264,19 @@ class ExperimentSpec(Spec):
 
     experiment: str
     preset: str = "custom"
-    seeds: list[int] = [0]
+    seeds: Seeds = [0]
     model: ModelSpec = ModelSpec()
     data: DataSpec = SinesData()
     train: TrainSpec = TrainSpec()
     probes: list[ProbeSpec] = []
     check: dict[str, Any] = {}
+
+    def require_probes(self, *names: str) -> None:
+        """Raise (inside a validator) if the analysis needs a probe that the config dropped."""
+        have = {p.name for p in self.probes}
+        missing = [n for n in names if n not in have]
+        if missing:
+            raise ValueError(f"probes: {self.experiment} needs the probe(s) {', '.join(missing)}; got {sorted(have)}")
 
     def run_spec(self, seed: int, **changes: Any) -> RunSpec:
         """The training run of this experiment for one seed; `changes` are dotted overrides."""
@@ -402,6 +411,9 @@ def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> lis
             continue
         if kind == "value_error":
             msg = msg.removeprefix("Value error, ")
+            if not loc and re.match(r"^[a-z_][a-z_.0-9]*: ", msg):  # a model-level check that names its field
+                problems.append(msg)
+                continue
             if "got" in msg:
                 problems.append(f"{path}: {msg}")
                 continue

@@ -24,6 +24,13 @@ def test_unknown_experiment_suggests_the_closest():
 def test_unknown_probe_and_preset_are_config_errors():
     e = get_experiment("f-principle")
     with pytest.raises(ConfigError, match=r"probes\[0\].name: unknown probe 'nope'"):
-        e.resolve("quick", {"probes": [{"name": "nope"}]})
+        e.resolve("quick", {"probes": [{"name": "nope"}, {"name": "frequency"}, {"name": "outputs"}]})
     with pytest.raises(ConfigError, match="preset: must be one of quick, full"):
         e.resolve("medium")
+
+
+def test_dropping_a_probe_the_analysis_needs_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"^probes: f-principle needs the probe\(s\) frequency, outputs"):
+        get_experiment("f-principle").resolve("quick", {"probes": [{"name": "loss"}]})
+    with pytest.raises(ConfigError, match="seeds: list should have at least 1 item"):
+        get_experiment("f-principle").resolve("quick", {"seeds": []})

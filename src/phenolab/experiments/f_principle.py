@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import model_validator
+
 import numpy as np
 
-from phenolab.config import ExperimentSpec, ModelSpec, ProbeSpec, SinesData, Spec, TrainSpec
+from phenolab.config import Seeds, ExperimentSpec, ModelSpec, ProbeSpec, SinesData, Spec, TrainSpec
 from phenolab.experiments.analysis import first_step_below, median_or_none
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -21,6 +23,7 @@ from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots
 
 SOURCE = "arXiv:1807.01251 (Fig. 1, peak heat map); arXiv:1901.06523"
+STRICT_BELOW = 0.05  # the spec's stricter form (lowest below 0.05 at least 5x earlier), reported, not judged
 
 
 class FPrincipleCheck(Spec):
@@ -34,7 +37,7 @@ class FPrincipleCheck(Spec):
 
 class FPrincipleConfig(ExperimentSpec):
     experiment: str = "f-principle"
-    seeds: list[int] = [0, 1, 2]
+    seeds: Seeds = [0, 1, 2]
     model: ModelSpec = ModelSpec(widths=[200, 200, 200, 100], activation="tanh")
     data: SinesData = SinesData()
     train: TrainSpec = TrainSpec(optimizer="adam", lr=2e-4, steps=3000, probe_every=10)
@@ -43,6 +46,11 @@ class FPrincipleConfig(ExperimentSpec):
         ProbeSpec(name="outputs", every=50),
     ]
     check: FPrincipleCheck = FPrincipleCheck()
+
+    @model_validator(mode="after")
+    def _needs_probes(self) -> FPrincipleConfig:
+        self.require_probes("frequency", "outputs")
+        return self
 
 
 PRESETS = {
@@ -65,6 +73,7 @@ def analyze(cfg: FPrincipleConfig, runs: list[RunData]) -> dict[str, Any]:
         if not peak_freqs:
             peak_freqs = [float(f) for f in run.artifact("frequency/peak_freq")["values"][0]]
         t = [first_step_below(run.series(c), thr) for c in cols]
+        strict = [first_step_below(run.series(c), STRICT_BELOW) for c in (cols[0], cols[-1])]
         t_low, t_high = t[0], t[-1]
         ordered = all(a is not None and (b is None or a <= b) for a, b in zip(t, t[1:])) and t_low is not None
         steps = run.spec.train.steps
@@ -78,7 +87,8 @@ def analyze(cfg: FPrincipleConfig, runs: list[RunData]) -> dict[str, Any]:
         passed = (ordered and ratio is not None and ratio >= cfg.check.min_ratio
                   and high_at_low is not None and high_at_low > cfg.check.high_error_at_low)
         per_seed[run.label] = {"t": t, "ordered": ordered, "ratio": ratio, "ratio_is_lower_bound": ratio_bound,
-                               "high_error_at_low": high_at_low, "passed": passed}
+                               "high_error_at_low": high_at_low, "passed": passed,
+                               f"t_low, t_high at Delta_F < {STRICT_BELOW}": strict}
     return {
         "per_seed": per_seed,
         "peak_freqs": peak_freqs,
@@ -103,6 +113,8 @@ def verdict(cfg: FPrincipleConfig, summary: dict[str, Any]) -> Verdict:
     )
     return Verdict("f-principle", checks, source=SOURCE, failure=summary["failure"],
                    details={"t per seed": {k: v["t"] for k, v in summary["per_seed"].items()},
+                            f"stricter form: (t_low, t_high) at Delta_F < {STRICT_BELOW}": {
+                                k: v[f"t_low, t_high at Delta_F < {STRICT_BELOW}"] for k, v in summary["per_seed"].items()},
                             "peak angular frequencies": summary["peak_freqs"]})
 
 

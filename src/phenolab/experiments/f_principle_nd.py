@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import model_validator
+
 import numpy as np
 
-from phenolab.config import DigitsData, ExperimentSpec, ModelSpec, ProbeSpec, Spec, TrainSpec
+from phenolab.config import Seeds, DigitsData, ExperimentSpec, ModelSpec, ProbeSpec, Spec, TrainSpec
 from phenolab.experiments.analysis import first_step_below, fraction_true
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
+from phenolab.probes.filtering import DEFAULT_DELTAS
 from phenolab.report import plots
 
 SOURCE = "arXiv:1901.06523 (filtering method, hot_<s> maps); spec CPU version on digits"
@@ -36,7 +39,7 @@ class FilterCheck(Spec):
 
 class FilterConfig(ExperimentSpec):
     experiment: str = "f-principle-nd"
-    seeds: list[int] = [0, 1, 2]
+    seeds: Seeds = [0, 1, 2]
     model: ModelSpec = ModelSpec(widths=[256, 256], activation="relu")
     data: DigitsData = DigitsData(n_train=1000, n_test=500, seed=0)
     train: TrainSpec = TrainSpec(optimizer="adam", lr=1e-3, steps=500, probe_every=5)
@@ -45,6 +48,11 @@ class FilterConfig(ExperimentSpec):
         ProbeSpec(name="accuracy", every=50),
     ]
     check: FilterCheck = FilterCheck()
+
+    @model_validator(mode="after")
+    def _needs_probes(self) -> FilterConfig:
+        self.require_probes("filter")
+        return self
 
 
 PRESETS = {
@@ -57,7 +65,8 @@ def analyze(cfg: FilterConfig, runs: list[RunData]) -> dict[str, Any]:
     """Per seed and filter width: the share of steps with e_low < e_high and the convergence steps."""
     c = cfg.check
     per_seed: dict[str, Any] = {}
-    deltas: list[float] = list(cfg.probes[0].options.get("deltas", []))
+    options = next(p.options for p in cfg.probes if p.name == "filter")
+    deltas = [float(d) for d in options.get("deltas") or DEFAULT_DELTAS]
     for run in runs:
         if run.status != "done":
             continue

@@ -235,6 +235,9 @@ class TrainSpec(Spec):
     max_loss: PosFloat = 1e8  # a loss above this (or NaN/inf) stops the run as `diverged`
     time_limit: PosFloat | None = None  # seconds; the run stops as `failed` with the reason
     dtype: Literal["float32", "float64"] = "float32"
+    stop_ratio: PosFloat | None = None  # stop (done) once loss <= stop_ratio * initial loss
+    restart_on_jump: PosFloat | None = None  # loss up by more than this fraction in one step: restart from init at lr/2
+    max_restarts: Annotated[int, Field(ge=0)] = 10
 
 
 class ProbeSpec(Spec):

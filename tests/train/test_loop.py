@@ -97,3 +97,26 @@ def test_probes_are_scheduled_and_recorded(tmp_path):
     art = store.load_artifact(rec.run_id, "frequency/rel_err")
     assert list(art["steps"]) == [0, 15, 30] and art["values"].shape[0] == 3
     assert store.get_run(rec.run_id)["status"] == "done"
+
+
+def test_stop_ratio_ends_the_run_early_as_done(tmp_path):
+    spec = TrainSpec(optimizer="adam", lr=0.02, steps=5000, stop_ratio=0.05, probe_every=1000)
+    store = Store(tmp_path / "s.sqlite")
+    with Recorder(store, "toy", spec, kind="train") as rec:
+        result = train(toy_model(), toy_task(), spec, probes=[ProbeSpec(name="loss")], recorder=rec)
+    losses = store.metrics(rec.run_id)
+    loss = losses[losses.name == "loss"].set_index("step")["value"]
+    assert result.status == "done" and result.steps < 5000
+    assert loss.iloc[-1] <= 0.05 * loss.iloc[0] < loss.iloc[-2]
+    probe_steps = sorted(losses[losses.name == "loss/train"].step)
+    assert probe_steps[-1] == result.steps and len(probe_steps) == len(set(probe_steps))
+
+
+def test_loss_jump_restarts_from_init_at_half_the_lr():
+    task = toy_task()
+    spec = TrainSpec(optimizer="gd", lr=8.0, steps=300, restart_on_jump=0.5, max_loss=1e12)
+    result = train(toy_model(), task, spec)
+    assert result.restarts >= 1 and result.lr == 8.0 / 2 ** result.restarts
+    assert result.status == "done" and result.final_loss < 0.1
+    without = train(toy_model(), task, spec.model_copy(update={"restart_on_jump": None}))
+    assert without.status == "diverged"

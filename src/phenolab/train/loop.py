@@ -20,24 +20,28 @@ from phenolab.train.losses import get_loss
 from phenolab.train.recorder import Recorder, iter_probe_specs
 
 Progress = Callable[[int, int, float], None]
+Status = Literal["done", "diverged", "failed"]
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """How a run ended: ``done``, ``diverged`` (NaN/inf or loss above train.max_loss) or ``failed``."""
 
-    status: Literal["done", "diverged", "failed"]
+    status: Status
     steps: int
     final_loss: float
     reason: str
     wall_s: float
+    restarts: int = 0
+    lr: float = math.nan  # the learning rate in force at the end (after restarts)
 
 
-def make_optimizer(params: Sequence[nn.Parameter] | object, spec: TrainSpec) -> torch.optim.Optimizer:
+def make_optimizer(params: Sequence[nn.Parameter] | object, spec: TrainSpec, lr: float | None = None) -> torch.optim.Optimizer:
     """GD and SGD are `torch.optim.SGD` (GD on the full batch); Adam is `torch.optim.Adam`."""
+    lr = spec.lr if lr is None else lr
     if spec.optimizer in ("gd", "sgd"):
-        return torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum)
-    return torch.optim.Adam(params, lr=spec.lr)
+        return torch.optim.SGD(params, lr=lr, momentum=spec.momentum)
+    return torch.optim.Adam(params, lr=lr)
 
 
 def batch_plan(n: int, spec: TrainSpec, generator: torch.Generator | None) -> Callable[[int], torch.Tensor | None]:
@@ -67,28 +71,44 @@ def train(
     generator: torch.Generator | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train `model` on `task.x_train, task.y_train` for `spec.steps` steps.
+    """Train `model` on `task.x_train, task.y_train` for at most `spec.steps` steps.
 
-    At step 0, every `probe_every` steps and after the last step the probes run and
-    (with a recorder) the training loss is recorded every step as ``loss``. A loss that is
-    NaN, infinite or above `spec.max_loss` stops the run as ``diverged``; passing
-    `spec.time_limit` seconds stops it as ``failed``. Both are results, not exceptions.
+    At step 0, every `probe_every` steps and after the last step the probes run; with a
+    recorder the training loss is recorded every step as ``loss``. Endings, all results and
+    not exceptions: NaN, inf or a loss above `spec.max_loss` -> ``diverged``; `spec.time_limit`
+    seconds passed -> ``failed``; loss <= `spec.stop_ratio` x initial loss -> ``done`` early.
+    With `spec.restart_on_jump = j`, a loss above (1 + j) x the previous step's restarts
+    training from the initial weights at half the learning rate (the phase-diagram code's
+    rule), at most `spec.max_restarts` times; the step count runs on.
     """
     if spec.optimizer == "gd" and spec.batch_size is not None:
         raise ValueError("train.batch_size: gd is full-batch gradient descent; use optimizer=sgd for minibatches")
     loss_fn = get_loss(spec.loss)
-    optimizer = make_optimizer(model.parameters(), spec)
+    lr = spec.lr
+    optimizer = make_optimizer(model.parameters(), spec, lr)
+    initial = [p.detach().clone() for p in model.parameters()] if spec.restart_on_jump else []
     x, y = task.x_train, task.y_train
     batches = batch_plan(len(x), spec, generator)
     started = time.monotonic()
     model.train()
 
-    def observe(step: int, last: bool) -> None:
-        due = iter_probe_specs(probes, step, spec.probe_every, last)
-        if recorder is not None and due:
-            recorder.probe(step, model, task, due)
+    probed: dict[int, set[int]] = {}  # step -> indices of the probes already run at that step
 
-    loss_value = math.nan
+    def observe(step: int, last: bool) -> None:
+        if recorder is None:
+            return
+        due = iter_probe_specs(probes, step, spec.probe_every, last)
+        done = probed.setdefault(step, set())
+        todo = [p for p in due if id(p) not in done]
+        done.update(id(p) for p in todo)
+        if todo:
+            recorder.probe(step, model, task, todo)
+
+    def result(status: Status, step: int, loss: float, reason: str) -> TrainResult:
+        return TrainResult(status, step, loss, reason, time.monotonic() - started, restarts, lr)
+
+    loss_value = first_loss = previous = math.nan
+    restarts = 0
     for step in range(spec.steps):
         observe(step, last=False)
         idx = batches(step)
@@ -99,17 +119,30 @@ def train(
         if recorder is not None:
             recorder.record(step, loss=loss_value)
         if not math.isfinite(loss_value) or loss_value > spec.max_loss:
-            return TrainResult("diverged", step, loss_value,
-                               f"loss = {loss_value:.4g} at step {step} (bound train.max_loss = {spec.max_loss:g})",
-                               time.monotonic() - started)
+            return result("diverged", step, loss_value,
+                          f"loss = {loss_value:.4g} at step {step} (bound train.max_loss = {spec.max_loss:g})")
+        if spec.restart_on_jump and loss_value > (1 + spec.restart_on_jump) * previous and restarts < spec.max_restarts:
+            restarts, lr = restarts + 1, lr / 2
+            with torch.no_grad():
+                for p, p0 in zip(model.parameters(), initial):
+                    p.copy_(p0)
+            optimizer = make_optimizer(model.parameters(), spec, lr)
+            previous = math.nan
+            if recorder is not None:
+                recorder.record(step, lr=lr)
+            continue
+        first_loss = loss_value if math.isnan(first_loss) else first_loss
+        previous = loss_value
+        if spec.stop_ratio is not None and loss_value <= spec.stop_ratio * first_loss:
+            observe(step, last=True)
+            return result("done", step, loss_value, f"loss fell to train.stop_ratio x its initial value at step {step}")
         loss.backward()
         optimizer.step()
         if progress is not None:
             progress(step + 1, spec.steps, loss_value)
         if spec.time_limit is not None and time.monotonic() - started > spec.time_limit:
-            return TrainResult("failed", step + 1, loss_value,
-                               f"time limit train.time_limit = {spec.time_limit:g} s reached after {step + 1} steps",
-                               time.monotonic() - started)
+            return result("failed", step + 1, loss_value,
+                          f"time limit train.time_limit = {spec.time_limit:g} s reached after {step + 1} steps")
 
     with torch.no_grad():
         final = float(loss_fn(model(x), y))
@@ -117,8 +150,6 @@ def train(
         recorder.record(spec.steps, loss=final)
     observe(spec.steps, last=True)
     model.eval()
-    status: Literal["done", "diverged"] = "done"
-    reason = "finished"
     if not math.isfinite(final) or final > spec.max_loss:
-        status, reason = "diverged", f"final loss = {final:.4g} (bound train.max_loss = {spec.max_loss:g})"
-    return TrainResult(status, spec.steps, final, reason, time.monotonic() - started)
+        return result("diverged", spec.steps, final, f"final loss = {final:.4g} (bound train.max_loss = {spec.max_loss:g})")
+    return result("done", spec.steps, final, "finished")

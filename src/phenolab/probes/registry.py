@@ -19,18 +19,33 @@ ProbeResult = dict[str, "float | np.ndarray"]
 ProbeFn = Callable[..., ProbeResult]
 
 _PROBES: dict[str, ProbeFn] = {}
+_NEEDS_REFERENCE: set[str] = set()
 
 
-def register_probe(name: str) -> Callable[[ProbeFn], ProbeFn]:
-    """Decorator: register `fn` under `name` (names are unique)."""
+def register_probe(name: str, *, needs_reference: bool = False) -> Callable[[ProbeFn], ProbeFn]:
+    """Decorator: register `fn` under `name` (names are unique).
+
+    ``needs_reference=True``: the probe compares the model with an earlier parameter point and
+    takes it as option ``reference`` (a dict name -> tensor, like ``model.state_dict()``); the
+    Recorder passes the parameters of the model's first probed step (the initialization, in
+    phenolab's trainers) unless the caller gives one.
+    """
 
     def wrap(fn: ProbeFn) -> ProbeFn:
         if name in _PROBES and _PROBES[name] is not fn:
             raise ValueError(f"probe {name!r} is already registered")
         _PROBES[name] = fn
+        if needs_reference:
+            _NEEDS_REFERENCE.add(name)
         return fn
 
     return wrap
+
+
+def needs_reference(name: str) -> bool:
+    """Whether probe `name` takes a ``reference`` parameter point (see `register_probe`)."""
+    get_probe(name)
+    return name in _NEEDS_REFERENCE
 
 
 def get_probe(name: str) -> ProbeFn:

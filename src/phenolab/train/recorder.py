@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from phenolab.config import ProbeSpec, config_hash
-from phenolab.probes.registry import run_probe
+from phenolab.probes.registry import needs_reference, run_probe
 from phenolab.store import Store
 from phenolab.tasks.base import Task
 
@@ -61,6 +61,7 @@ class Recorder:
         self.status: str | None = None
         self._rows: list[tuple[int, str, float]] = []
         self._arrays: dict[str, list[tuple[int, np.ndarray]]] = {}
+        self._references: dict[int, dict[str, torch.Tensor]] = {}
         self._last_flush = time.monotonic()
 
     # ------------------------------------------------------------------ recording
@@ -87,11 +88,21 @@ class Recorder:
         results: dict[str, float | np.ndarray] = {}
         for spec in probes:
             name, options = _probe_name_options(spec)
+            if needs_reference(name) and "reference" not in options:
+                options["reference"] = self._reference_of(model)
             for key, value in run_probe(name, model, task, **options).items():
                 results[f"{name}/{key}"] = value
         self.record(step, **{k: v for k, v in results.items() if not isinstance(v, np.ndarray)})
         self.record_arrays(step, {k: v for k, v in results.items() if isinstance(v, np.ndarray)})
         return results
+
+    def _reference_of(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The parameters `model` had when this recorder first probed it (its initialization
+        when probing starts at step 0), kept for probes that measure change from it."""
+        key = id(model)
+        if key not in self._references:
+            self._references[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return self._references[key]
 
     # ------------------------------------------------------------------ lifecycle
     def flush(self) -> None:

@@ -43,7 +43,7 @@ PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Seeds = Annotated[list[int], Field(min_length=1)]
 
-Activation = Literal["relu", "tanh", "sigmoid", "gelu", "sin"]
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "sin", "xtanh", "x2tanh"]
 Parametrization = Literal["standard", "ntk", "mean_field"]
 
 
@@ -92,6 +92,7 @@ class ModelSpec(Spec):
     widths: list[PosInt] | None = None
     activation: Activation = "tanh"
     bias: bool = True
+    output_bias: bool | None = None  # None = same as bias
     parametrization: Parametrization = "standard"
     init: InitSpec = InitSpec()
     output_scale: PosFloat = 1.0
@@ -199,6 +200,24 @@ class RidgeData(_DataBase):
         return self
 
 
+class CoordinateSinesData(_DataBase):
+    """d-D target y = sum_k A sin(omega x_k + phi) over the coordinates, x ~ U([low, high]^d)."""
+
+    kind: Literal["coordinate_sines"] = "coordinate_sines"
+    input_dim: PosInt = 5
+    amplitude: float = 3.5
+    frequency: float = 5.0
+    phase: float = 1.0
+    interval: tuple[float, float] = (-4.0, 2.0)
+    n_train: PosInt = 80
+
+    @model_validator(mode="after")
+    def _check(self) -> CoordinateSinesData:
+        if not self.interval[0] < self.interval[1]:
+            raise ValueError(f"interval must be (low, high) with low < high, got {self.interval}")
+        return self
+
+
 class DigitsData(_DataBase):
     """scikit-learn's bundled 8x8 handwritten digits (1797 images), pixels scaled to [0, 1]."""
 
@@ -216,7 +235,7 @@ class DigitsData(_DataBase):
 
 
 DataSpec = Annotated[
-    Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData],
+    Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData, CoordinateSinesData],
     Field(discriminator="kind"),
 ]
 
@@ -379,7 +398,7 @@ def validate(cls: type[Spec], data: dict[str, Any]) -> Any:
         raise ConfigError(_explain(cls, data, err)) from None
 
 
-_DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits")
+_DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits", "coordinate_sines")
 
 
 def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> list[str]:

@@ -170,3 +170,11 @@ def test_gradients_flow_to_all_parameters():
 def test_unknown_activation():
     with pytest.raises(ValueError, match="relu"):
         get_activation("swish")
+
+
+def test_output_bias_can_be_switched_off_alone():
+    from phenolab.config import ModelSpec
+
+    spec = ModelSpec(width=8, bias=True, output_bias=False)
+    model = build_model(spec, 2, 1, torch.Generator().manual_seed(0))
+    assert model.layers[0].bias is not None and model.layers[1].bias is None

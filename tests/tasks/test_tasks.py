@@ -166,3 +166,11 @@ def test_digits_labels_and_split():
 def test_digits_too_many():
     with pytest.raises(ConfigError, match=r"data: n_train \+ n_test must be <= 1797"):
         make_task(data(kind="digits", n_train=1700, n_test=100), seed=0)
+
+
+def test_coordinate_sines_target_and_interval():
+    task = make_task(data(kind="coordinate_sines", n_train=80, n_test=20), seed=0)
+    x, y = task.x_train.double(), task.y_train.double()
+    assert x.shape == (80, 5) and y.shape == (80, 1) and task.x_test.shape == (20, 5)
+    assert float(x.min()) >= -4.0 and float(x.max()) <= 2.0
+    assert torch.allclose(y, 3.5 * torch.sin(5 * x + 1).sum(1, keepdim=True), atol=1e-5)

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
 from phenolab.config import ConfigError, ModelSpec
-from phenolab.models.activations import get_activation
+from phenolab.activations import get_activation
 from phenolab.models.parametrization import (
     BIAS_MULTIPLIER,
     bias_stds,
@@ -38,10 +38,11 @@ class MLP(nn.Module):
             _check_antisymmetric(spec)
         self.spec = spec
         widths = [input_dim, *spec.hidden_widths, output_dim]
+        biases = [spec.bias] * len(spec.hidden_widths) + [spec.bias if spec.output_bias is None else spec.output_bias]
         # skip_init: allocate without nn.Linear's default init, which would draw from the global RNG
         self.layers = nn.ModuleList(
-            skip_init(nn.Linear, n_in, n_out, bias=spec.bias, dtype=dtype)
-            for n_in, n_out in zip(widths[:-1], widths[1:])
+            skip_init(nn.Linear, n_in, n_out, bias=bias, dtype=dtype)
+            for n_in, n_out, bias in zip(widths[:-1], widths[1:], biases)
         )
         self.sigma = get_activation(spec.activation)
         self.multipliers = layer_multipliers(spec, input_dim)
@@ -69,6 +70,7 @@ class MLP(nn.Module):
             out.weight[:, half:] = -out.weight[:, :half]
             if hidden.bias is not None:
                 hidden.bias[half:] = hidden.bias[:half]
+            if out.bias is not None:
                 out.bias.zero_()  # otherwise f(x) = b_out at init, not 0
 
     def forward(self, x: Tensor) -> Tensor:

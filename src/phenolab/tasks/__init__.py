@@ -10,7 +10,7 @@ from phenolab.config import DataSpec
 from phenolab.tasks.base import Task
 from phenolab.tasks.digits import digits
 from phenolab.tasks.functions1d import expression, sines
-from phenolab.tasks.highdim import ridge, teacher
+from phenolab.tasks.highdim import coordinate_sines, ridge, teacher
 
 TASK_BUILDERS: dict[str, Callable[..., Task]] = {
     "sines": sines,
@@ -18,6 +18,7 @@ TASK_BUILDERS: dict[str, Callable[..., Task]] = {
     "teacher": teacher,
     "ridge": ridge,
     "digits": digits,
+    "coordinate_sines": coordinate_sines,
 }
 
 
@@ -27,4 +28,4 @@ def make_task(spec: DataSpec, seed: int, dtype: torch.dtype = torch.float32) -> 
     return TASK_BUILDERS[spec.kind](spec, generator, dtype)
 
 
-__all__ = ["Task", "make_task", "TASK_BUILDERS", "sines", "expression", "teacher", "ridge", "digits"]
+__all__ = ["Task", "make_task", "TASK_BUILDERS", "sines", "expression", "teacher", "ridge", "digits", "coordinate_sines"]

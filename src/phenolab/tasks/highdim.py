@@ -6,20 +6,12 @@ import math
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from phenolab.config import RidgeData, TeacherData
+from phenolab.activations import get_activation
+from phenolab.config import CoordinateSinesData, RidgeData, TeacherData
 from phenolab.tasks.base import Task
 
-# the teacher's activations (tasks may not import phenolab.models)
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
-    "relu": torch.relu,
-    "tanh": torch.tanh,
-    "sigmoid": torch.sigmoid,
-    "gelu": F.gelu,
-    "sin": torch.sin,
-}
 
 
 def teacher(spec: TeacherData, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Task:
@@ -27,7 +19,7 @@ def teacher(spec: TeacherData, generator: torch.Generator, dtype: torch.dtype = 
     d, width = spec.input_dim, spec.width
     w = torch.randn(width, d, generator=generator, dtype=torch.float64) / math.sqrt(d)
     a = torch.randn(width, 1, generator=generator, dtype=torch.float64) / math.sqrt(width)
-    sigma = _ACTIVATIONS[spec.activation]
+    sigma = get_activation(spec.activation)
 
     def target(x: Tensor) -> Tensor:
         return sigma(x @ w.T.to(x.dtype)) @ a.to(x.dtype)
@@ -55,17 +47,32 @@ def ridge(spec: RidgeData, generator: torch.Generator, dtype: torch.dtype = torc
     return _task_on_cube(spec, target, generator, dtype, name="ridge", info=info)
 
 
+def coordinate_sines(spec: CoordinateSinesData, generator: torch.Generator,
+                     dtype: torch.dtype = torch.float32) -> Task:
+    """y = sum_k A sin(omega x_k + phi) over the d coordinates, x ~ U([low, high]^d)
+    (the initial-condensation target of Zhou et al. 2021: 3.5 sin(5 x_k + 1) on [-4, 2]^5)."""
+    a, omega, phi = spec.amplitude, spec.frequency, spec.phase
+
+    def target(x: Tensor) -> Tensor:
+        return a * torch.sin(omega * x + phi).sum(dim=1, keepdim=True)
+
+    info = {"amplitude": a, "frequency": omega, "phase": phi, "interval": list(spec.interval)}
+    return _task_on_cube(spec, target, generator, dtype, name="coordinate_sines", info=info, interval=spec.interval)
+
+
 def _task_on_cube(
-    spec: TeacherData | RidgeData,
+    spec: TeacherData | RidgeData | CoordinateSinesData,
     target: Callable[[Tensor], Tensor],
     generator: torch.Generator,
     dtype: torch.dtype,
     name: str,
     info: dict,
+    interval: tuple[float, float] = (-1.0, 1.0),
 ) -> Task:
-    """n_train + n_test points of U([-1, 1]^d) drawn in float64; N(0, noise^2) added to y_train only."""
+    """n_train + n_test points of U([low, high]^d) drawn in float64; N(0, noise^2) added to y_train only."""
     n = spec.n_train + spec.n_test
-    x = 2 * torch.rand(n, spec.input_dim, generator=generator, dtype=torch.float64) - 1
+    low, high = interval
+    x = low + (high - low) * torch.rand(n, spec.input_dim, generator=generator, dtype=torch.float64)
     y = target(x)
     x_train, y_train = x[: spec.n_train], y[: spec.n_train]
     if spec.noise > 0:

@@ -436,7 +436,7 @@ def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> lis
             if not loc and re.match(r"^[a-z_][a-z_.0-9]*: ", msg):  # a model-level check that names its field
                 problems.append(msg)
                 continue
-            if "got" in msg:
+            if "got" in msg or isinstance(got, dict):  # the message says it, or the input is a whole block
                 problems.append(f"{path}: {msg}")
                 continue
         elif kind == "missing":

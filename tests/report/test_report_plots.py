@@ -108,3 +108,24 @@ def test_default_size_is_moderate() -> None:
     fig = curves([0, 1], {"a": [1, 2]})
     width, height = fig.get_size_inches()
     assert 4 <= width <= 8 and 2.5 <= height <= 5
+
+
+def test_phase_plane_draws_the_boundary_and_one_marker_per_point():
+    from phenolab.report.plots import phase_plane
+
+    fig = phase_plane([0.5, 1.5, 1.0], [0.0, 0.0, 0.0], ["linear", "condensed", "critical"],
+                      theory=["linear", "condensed", "critical"], title="t")
+    ax = fig.axes[0]
+    assert len(ax.collections) == 3  # one scatter per point
+    xs = sorted(tuple(line.get_xdata()) for line in ax.lines)
+    assert (1, 1) in xs  # the vertical ray gamma = 1
+
+
+def test_feature_scatter_one_panel_per_snapshot():
+    import numpy as np
+
+    from phenolab.report.plots import feature_scatter
+
+    snaps = [(s, np.linspace(-1, 1, 5), np.ones(5)) for s in (0, 10, 20)]
+    fig = feature_scatter(snaps, title="x")
+    assert len(fig.axes) == 3 and fig.axes[1].get_title() == "step 10"

@@ -1,3 +1,7 @@
 """The catalog: importing this module registers every experiment, in the order `phenolab list` shows."""
 
-from phenolab.experiments import f_principle, f_principle_nd  # noqa: F401
+# isort: off
+from phenolab.experiments import f_principle  # noqa: F401
+from phenolab.experiments import f_principle_nd  # noqa: F401
+from phenolab.experiments import phase_diagram  # noqa: F401
+from phenolab.experiments import condensation  # noqa: F401

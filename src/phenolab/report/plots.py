@@ -138,8 +138,13 @@ def curves(
     hlines: Mapping[str, float] | None = None,
     marks: Mapping[str, float | None] | None = None,
     xlabel: str = "training step",
+    logx: bool = False,
+    markers: bool = False,
 ) -> Figure:
     """Several labelled lines over ``steps``, with optional thresholds and step markers.
+
+    ``logx``/``logy`` put an axis on a log scale (e.g. RD against width, log-log);
+    ``markers`` draws a dot at every point (for short series).
 
     Each value of ``series`` has one entry per step (NaN leaves a gap). ``hlines`` draws a
     dashed horizontal line per threshold; ``marks`` a dotted vertical line per step (e.g. the
@@ -154,10 +159,12 @@ def curves(
         y = _as_1d(values, f"series {label!r}")
         if y.size != steps_arr.size:
             raise ValueError(f"series {label!r} has {y.size} values for {steps_arr.size} steps")
-        (line,) = ax.plot(steps_arr, y, label=label, linewidth=1.4)
+        (line,) = ax.plot(steps_arr, y, label=label, linewidth=1.4, marker="o" if markers else None, markersize=3)
         colors[label] = line.get_color()
     if logy:
         ax.set_yscale("log", nonpositive="mask")
+    if logx:
+        ax.set_xscale("log", nonpositive="mask")
     for label, y in (hlines or {}).items():
         ax.axhline(y, color="0.35", linestyle="--", linewidth=1.0, label=f"{label} = {y:.3g}")
     for label, step in (marks or {}).items():
@@ -245,4 +252,67 @@ def spectra_1d(
         ax.set_xlim(float(np.min(f)), float(np.max(f)))
     _decorate(ax, title=title, xlabel=xlabel, ylabel="|DFT|")
     _legend(ax)
+    return fig
+
+
+REGIME_COLORS = {"linear": "tab:blue", "critical": "tab:green", "condensed": "tab:red", "unknown": "0.6"}
+REGIME_MARKERS = {"linear": "o", "critical": "D", "condensed": "s", "unknown": "x"}
+
+
+def phase_plane(
+    gamma: Sequence[float],
+    gamma_prime: Sequence[float],
+    measured: Sequence[str],
+    *,
+    theory: Sequence[str] | None = None,
+    title: str = "",
+) -> Figure:
+    """The (gamma, gamma') plane of Luo et al. (arXiv:2007.07497): the critical boundary (the ray
+    gamma = 1, gamma' <= 0 and the ray gamma' = gamma - 1, gamma >= 1), the regions' names, and
+    each point coloured by its measured regime, its marker giving the theory's regime."""
+    g, gp = _as_1d(gamma, "gamma"), _as_1d(gamma_prime, "gamma_prime")
+    if not (len(g) == len(gp) == len(measured)):
+        raise ValueError("gamma, gamma_prime and measured must have the same length")
+    fig, ax = _new_axes((5.2, 4.2))
+    lo_g, hi_g = min(0.0, g.min() - 0.25), max(2.5, g.max() + 0.25)
+    lo_p, hi_p = min(-1.5, gp.min() - 0.25), max(1.5, gp.max() + 0.25)
+    ax.plot([1, 1], [lo_p, 0], color="k", linewidth=1.5)
+    ax.plot([1, hi_g], [0, hi_g - 1], color="k", linewidth=1.5, label="critical boundary")
+    ax.text(lo_g + 0.1, hi_p - 0.3, "linear", fontsize=_LABEL_SIZE, color=REGIME_COLORS["linear"])
+    ax.text(hi_g - 0.7, lo_p + 0.2, "condensed", fontsize=_LABEL_SIZE, color=REGIME_COLORS["condensed"])
+    shown: set[str] = set()
+    for i, regime in enumerate(measured):
+        marker = REGIME_MARKERS.get(theory[i] if theory is not None else regime, "o")
+        label = f"measured {regime}" if regime not in shown else None
+        shown.add(regime)
+        ax.scatter(g[i], gp[i], color=REGIME_COLORS.get(regime, "0.6"), marker=marker, s=46,
+                   edgecolors="k", linewidths=0.5, label=label, zorder=3)
+    ax.set_xlim(lo_g, hi_g)
+    ax.set_ylim(lo_p, hi_p)
+    _decorate(ax, title=title, xlabel="gamma", ylabel="gamma'")
+    _legend(ax)
+    return fig
+
+
+def feature_scatter(
+    snapshots: Sequence[tuple[int, np.ndarray, np.ndarray]],
+    *,
+    title: str = "",
+) -> Figure:
+    """Neuron features over training, one panel per step: orientation theta_k (x, rad) against
+    amplitude A_k (y), as in the group's condensation figures (arXiv:2007.07497)."""
+    if not snapshots:
+        raise ValueError("feature_scatter needs at least one (step, angle, amplitude) snapshot")
+    fig = Figure(figsize=(2.4 * len(snapshots) + 0.6, 3.0), layout="constrained")
+    axes = fig.subplots(1, len(snapshots), squeeze=False)[0]
+    for ax, (step, angle, amplitude) in zip(axes, snapshots):
+        ax.scatter(_as_1d(angle, "angle"), _as_1d(amplitude, "amplitude"), s=8, color="tab:red", alpha=0.7)
+        ax.set_xlim(-np.pi, np.pi)
+        ax.set_title(f"step {_fmt_step(step)}", fontsize=_LABEL_SIZE)
+        ax.set_xlabel("orientation (rad)", fontsize=_LABEL_SIZE)
+        ax.tick_params(labelsize=_TICK_SIZE)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("amplitude", fontsize=_LABEL_SIZE)
+    if title:
+        fig.suptitle(title, fontsize=_TITLE_SIZE)
     return fig

@@ -58,3 +58,11 @@ def test_condensation_quick_small_init_condenses_large_does_not(store):
     outcome = run_experiment("condensation", store=store, preset="quick")
     assert outcome.passed, outcome.verdict["reason"]
     assert outcome.summary["small_median"] >= 0.9 > outcome.summary["large_median"]
+
+
+@pytest.mark.slow
+def test_initial_condensation_quick_respects_the_multiplicity_bound(store):
+    outcome = run_experiment("initial-condensation", store=store, preset="quick")
+    assert outcome.passed, outcome.verdict["reason"]
+    s = outcome.summary
+    assert s["tanh_big_median"] <= 2 < s["compare_big_median"] <= 5

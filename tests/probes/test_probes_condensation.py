@@ -226,7 +226,7 @@ def test_condensation_probe_same_on_mlp_and_sequential():
         run_probe("condensation", m, _task(), reference=ref, matrix=True) for m, ref in zip((mlp, seq), refs)
     ]
     assert set(outs[0]) == set(outs[1]) == {
-        "rd_w", "rd_a", "n_directions", "big_clusters", "top_singular_energy", "pair_fraction",
+        "rd_w", "rd_a", "n_directions", "big_clusters", "singletons", "top_singular_energy", "pair_fraction",
         "orientation_share", "angle", "amplitude", "cosine",
     }
     for key in outs[0]:
@@ -259,7 +259,7 @@ def test_condensation_probe_on_a_condensed_net():
         seq[0].bias.copy_(scales * 0.8)
         seq[2].weight.fill_(0.5)
     out = run_probe("condensation", seq, _task(), matrix=True)
-    assert out["n_directions"] == 2 and out["big_clusters"] == 2
+    assert out["n_directions"] == 2 and out["big_clusters"] == 2 and out["singletons"] == 0
     assert out["top_singular_energy"] == pytest.approx(1.0)
     assert out["pair_fraction"] == 1.0 and out["orientation_share"] == pytest.approx(1.0)
     theta = math.atan2(0.8, 0.6)
@@ -275,7 +275,7 @@ def test_deeper_user_model_first_layer_only_and_relative_distance():
     model = nn.Sequential(nn.Linear(2, 6), nn.Tanh(), nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 1))
     ref = {k: v.clone() for k, v in model.state_dict().items()}
     out = run_probe("condensation", model, _task(), reference=ref)
-    assert set(out) == {"rd_w", "n_directions", "big_clusters", "top_singular_energy", "pair_fraction"}
+    assert set(out) == {"rd_w", "n_directions", "big_clusters", "singletons", "top_singular_energy", "pair_fraction"}
     assert out["rd_w"] == 0.0
     rd = run_probe("relative_distance", model, _task(), reference=ref)
     assert rd == {"all": 0.0, "first": 0.0, "last": 0.0}

@@ -129,3 +129,16 @@ def test_feature_scatter_one_panel_per_snapshot():
     snaps = [(s, np.linspace(-1, 1, 5), np.ones(5)) for s in (0, 10, 20)]
     fig = feature_scatter(snaps, title="x")
     assert len(fig.axes) == 3 and fig.axes[1].get_title() == "step 10"
+
+
+def test_similarity_heatmap_keeps_the_matrix_and_the_colour_range():
+    import numpy as np
+
+    from phenolab.report.plots import similarity_heatmap
+
+    mat = np.array([[1.0, -1.0], [-1.0, 1.0]])
+    fig = similarity_heatmap(mat, title="t")
+    image = fig.axes[0].images[0]
+    assert np.array_equal(image.get_array(), mat) and image.get_clim() == (-1.0, 1.0)
+    with pytest.raises(ValueError, match="square"):
+        similarity_heatmap(np.ones((2, 3)))

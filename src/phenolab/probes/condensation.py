@@ -250,6 +250,7 @@ def condensation_probe(
     ``rd_a``: RD of the effective output weights a (two-layer only; NaN without a reference);
     ``n_directions``: `condensed_directions` (cos > ``threshold``, ``share`` of sum A_k);
     ``big_clusters``: `big_clusters` (D > ``cluster_threshold``, >= ``min_cluster`` members);
+    ``singletons``: clusters of one neuron in the same greedy clustering;
     ``top_singular_energy``; ``pair_fraction``: pairs with |D| > ``threshold``;
     1-D input only: ``orientation_share`` (`top_orientation_share`) and, with ``features``,
     arrays ``angle`` and ``amplitude`` (`features_1d`); with ``matrix``: array ``cosine``, D in
@@ -273,6 +274,7 @@ def condensation_probe(
         out["rd_a"] = math.nan if a0 is None else relative_distance(a, a0)
     out["n_directions"] = float(condensed_directions(u, amplitude, threshold, share))
     out["big_clusters"] = float(big_clusters(D, min_cluster, cluster_threshold))
+    out["singletons"] = float(sum(len(c) == 1 for c in greedy_clusters(D, cluster_threshold)))
     out["top_singular_energy"] = top_singular_energy(u)
     out["pair_fraction"] = pair_fraction(D, threshold)
     if w.shape[1] == 1:

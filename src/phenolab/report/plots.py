@@ -316,3 +316,18 @@ def feature_scatter(
     if title:
         fig.suptitle(title, fontsize=_TITLE_SIZE)
     return fig
+
+
+def similarity_heatmap(matrix: np.ndarray, *, title: str = "") -> Figure:
+    """A cosine-similarity matrix of neurons (rows already in display order), colour -1 to 1, as in
+    the initial-condensation heat maps of Zhou et al. (arXiv:2105.11686)."""
+    mat = np.asarray(matrix, dtype=float)
+    if mat.ndim != 2 or mat.shape[0] != mat.shape[1]:
+        raise ValueError(f"similarity_heatmap needs a square matrix, got shape {mat.shape}")
+    fig, ax = _new_axes((4.2, 3.6))
+    image = ax.imshow(mat, cmap="RdBu_r", vmin=-1.0, vmax=1.0, interpolation="nearest")
+    cbar = fig.colorbar(image, ax=ax)
+    cbar.set_label("cosine similarity", fontsize=_LABEL_SIZE)
+    _decorate(ax, title=title, xlabel="neuron", ylabel="neuron")
+    ax.grid(False)
+    return fig

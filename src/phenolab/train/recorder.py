@@ -177,3 +177,60 @@ def iter_probe_specs(probes: Iterable[ProbeSpec], step: int, default_every: int,
                      last: bool) -> list[ProbeSpec]:
     """The probes due at `step`: every `every` steps (or train.probe_every), and at the last step."""
     return [p for p in probes if last or step % (p.every or default_every) == 0]
+
+
+class BufferRecorder:
+    """A `Recorder` that keeps everything in memory, for a process that cannot write the store.
+
+    Same `record`, `record_arrays` and `probe` as `Recorder` (probes that need a reference
+    point get the parameters of the model's first probed step); `replay(into)` then feeds the
+    records, in their order, into a real `Recorder`. Picklable once its probes have run.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int, dict[str, Any]]] = []  # ("scalars" | "arrays", step, values)
+        self._references: dict[int, dict[str, torch.Tensor]] = {}
+
+    def record(self, step: int, **scalars: float) -> None:
+        """Keep scalar metrics at `step` (floats, 0-d tensors or numpy scalars)."""
+        if scalars:
+            self.events.append(("scalars", int(step), {k: _to_float(v) for k, v in scalars.items()}))
+
+    def record_arrays(self, step: int, arrays: Mapping[str, np.ndarray]) -> None:
+        """Keep arrays at `step`."""
+        if arrays:
+            self.events.append(("arrays", int(step), {k: np.asarray(v) for k, v in arrays.items()}))
+
+    def probe(
+        self,
+        step: int,
+        model: nn.Module,
+        task_or_batch: Task | tuple[torch.Tensor, torch.Tensor],
+        probes: Sequence[str | ProbeSpec | Mapping[str, Any]] = ("loss",),
+    ) -> dict[str, float | np.ndarray]:
+        """Run registered probes on `model` and keep their outputs under ``probe/key``."""
+        task = task_or_batch if isinstance(task_or_batch, Task) else Task.from_batch(*task_or_batch)
+        results: dict[str, float | np.ndarray] = {}
+        for spec in probes:
+            name, options = _probe_name_options(spec)
+            if needs_reference(name) and "reference" not in options:
+                key = id(model)
+                if key not in self._references:
+                    self._references[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                options["reference"] = self._references[key]
+            for key, value in run_probe(name, model, task, **options).items():
+                results[f"{name}/{key}"] = value
+        self.record(step, **{k: v for k, v in results.items() if not isinstance(v, np.ndarray)})
+        self.record_arrays(step, {k: v for k, v in results.items() if isinstance(v, np.ndarray)})
+        return results
+
+    def replay(self, into: Recorder | BufferRecorder) -> None:
+        """Feed every kept record into `into`, in the order they were made."""
+        for kind, step, values in self.events:
+            if kind == "scalars":
+                into.record(step, **values)
+            else:
+                into.record_arrays(step, values)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"events": self.events, "_references": {}}  # references point at this process's models

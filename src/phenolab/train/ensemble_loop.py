@@ -1,0 +1,302 @@
+"""The ensemble's training loop: the plain trainer's rules applied to every member of a stack.
+
+Per step, as `train` does for one network: probes due at this step, then the loss (on each
+member's minibatch) and its gradient, then per member in this order: record ``loss``; NaN, inf
+or a loss above its train.max_loss -> ``diverged``; a loss above (1 + restart_on_jump) x its
+previous one -> restart (initial weights, lr / 2, fresh optimizer, no update this step);
+loss <= stop_ratio x its first loss -> last probes, ``done``; else the member is updated;
+past its time_limit -> ``failed``. After the last step: the full-batch loss, the last probes.
+A member that ends leaves the stack with its weights as they were then.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Sequence
+
+import torch
+from torch import Tensor
+
+from phenolab.config import ProbeSpec, RunSpec
+from phenolab.models import MLP, build_model
+from phenolab.tasks.base import Task
+from phenolab.train.fused_relu1d import FusedRelu1d
+from phenolab.train.loop import Status, TrainResult, batch_plan
+from phenolab.train.recorder import BufferRecorder, Recorder, iter_probe_specs
+from phenolab.train.seeding import generator
+from phenolab.train.stacked_mlp import StackedMLP
+from phenolab.train.stacked_optim import StackedOptimizer
+
+PathName = Literal["auto", "fused", "stacked"]
+EnsembleProgress = Callable[[int, int], None]
+AnyRecorder = Recorder | BufferRecorder
+Gradients = FusedRelu1d | StackedMLP
+
+
+@dataclass(frozen=True)
+class MemberResult(TrainResult):
+    """A member's `TrainResult` and its final parameters, keyed as the `MLP`'s state dict."""
+
+    state: dict[str, Tensor] = field(default_factory=dict, repr=False, compare=False)
+
+
+def fused_applies(spec: RunSpec, task: Task) -> bool:
+    """Whether the fused path computes this ensemble's gradients: two-layer ReLU, 1-D input, MSE."""
+    return (
+        len(spec.model.hidden_widths) == 1
+        and spec.model.activation == "relu"
+        and task.input_dim == 1
+        and spec.train.loss == "mse"
+        and task.y_train.is_floating_point()
+    )
+
+
+def initial_models(task: Task, specs: Sequence[RunSpec]) -> list[MLP]:
+    """Each member's network at its initialization: `build_model` with `generator(seed, "model")`."""
+    dtype = torch.float64 if specs[0].train.dtype == "float64" else torch.float32
+    return [build_model(s.model, task.input_dim, task.output_dim, generator(s.seed, "model"), dtype) for s in specs]
+
+
+@dataclass
+class _Member:
+    """Bookkeeping of one member while it trains (what `train` keeps in local variables)."""
+
+    index: int
+    spec: RunSpec
+    model: MLP  # built once: the member's initial weights, later the probes' copy of its weights
+    recorder: AnyRecorder | None
+    lr: float
+    restarts: int = 0
+    first_loss: float = math.nan
+    previous: float = math.nan
+
+
+class _Stack:
+    """The members still training, row by row: stacked parameters, optimizer state, gradients."""
+
+    def __init__(self, members: list[_Member], gradients: Gradients, optimizer_spec: RunSpec) -> None:
+        self.members = members
+        self.names = [name for name, _ in members[0].model.named_parameters()]
+        self.params = [
+            torch.stack([dict(m.model.named_parameters())[name].detach() for m in members]) for name in self.names
+        ]
+        self.initial = [p.clone() for p in self.params]
+        self.grads = [torch.empty_like(p) for p in self.params]
+        self.scale = torch.tensor([m.spec.model.output_scale for m in members], dtype=torch.float64)
+        self.max_loss = torch.tensor([m.spec.train.max_loss for m in members], dtype=torch.float64)
+        tr = optimizer_spec.train
+        self.optimizer = StackedOptimizer(tr.optimizer, self.params, [m.lr for m in members], tr.momentum)
+        self.gradients = gradients
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def keep(self, rows: list[int]) -> None:
+        """Keep only the members at `rows` (in that order)."""
+        index = torch.tensor(rows, dtype=torch.int64)
+        self.members = [self.members[r] for r in rows]
+        self.params = [p[index] for p in self.params]
+        self.initial = [p[index] for p in self.initial]
+        self.grads = [g[index] for g in self.grads]
+        self.scale = self.scale[index]
+        self.max_loss = self.max_loss[index]
+        self.optimizer.select(rows)
+        self.gradients.select(index)
+
+    def state(self, row: int) -> dict[str, Tensor]:
+        return {name: p[row].clone() for name, p in zip(self.names, self.params)}
+
+    def restart(self, rows: list[int]) -> None:
+        """Back to the initial weights with a fresh optimizer at each member's (halved) lr."""
+        with torch.no_grad():
+            for p, p0 in zip(self.params, self.initial):
+                p[rows] = p0[rows]
+        self.optimizer.reset(rows, [self.members[r].lr for r in rows])
+
+    def probe(self, rows: Sequence[int], step: int, task: Task, due: Sequence[ProbeSpec]) -> None:
+        """Run the due probes on each member at `rows` that has a recorder, on its `MLP`."""
+        if not due:
+            return
+        for row in rows:
+            mem = self.members[row]
+            if mem.recorder is None:
+                continue
+            with torch.no_grad():
+                for p, stacked in zip(mem.model.parameters(), self.params):
+                    p.copy_(stacked[row])
+            mem.recorder.probe(step, mem.model, task, list(due))
+
+
+def train_members(
+    task: Task,
+    specs: Sequence[RunSpec],
+    recorders: Sequence[AnyRecorder | None],
+    progress: EnsembleProgress | None = None,
+    path: PathName = "auto",
+    models: Sequence[MLP] | None = None,
+) -> list[MemberResult]:
+    """`train_ensemble` in this process, on specs whose keys match (not checked here).
+
+    `models` are the members' networks as `initial_models` builds them, if already built.
+    """
+    run = _Run(task, specs, recorders, path, models)
+    steps = specs[0].train.steps
+    for step in range(steps):
+        if not run.step(step):
+            break
+        if progress is not None:
+            progress(step + 1, steps)
+    return run.end()
+
+
+class _Run:
+    """One call of `train_members`: the stack, the members' results, the step's bookkeeping."""
+
+    def __init__(self, task: Task, specs: Sequence[RunSpec], recorders: Sequence[AnyRecorder | None],
+                 path: PathName, models: Sequence[MLP] | None) -> None:
+        self.started = time.monotonic()
+        self.task = task
+        self.train = specs[0].train  # what all members share: steps, probe schedule, dtype, ...
+        self.dtype = torch.float64 if self.train.dtype == "float64" else torch.float32
+        models = list(models) if models is not None else initial_models(task, specs)
+        self.members = [_Member(i, s, models[i], recorders[i], s.train.lr) for i, s in enumerate(specs)]
+        for mem in self.members:
+            mem.model.train()
+        self.stack = _Stack(self.members, _make_gradients(path, specs[0], task, models[0]), specs[0])
+        self.plans = _batch_plans(len(task.x_train), specs)
+        self.probes = specs[0].probes
+        self.results: list[MemberResult | None] = [None] * len(specs)
+        self.recording = any(r is not None for r in recorders)
+        self.watching = any(s.train.restart_on_jump or s.train.stop_ratio is not None for s in specs)
+        self.timed = any(s.train.time_limit is not None for s in specs)
+
+    def finish(self, row: int, status: Status, step: int, loss: float, reason: str) -> None:
+        mem = self.stack.members[row]
+        self.results[mem.index] = MemberResult(status, step, loss, reason, time.monotonic() - self.started,
+                                               mem.restarts, mem.lr, state=self.stack.state(row))
+
+    def step(self, step: int) -> bool:
+        """One training step of every member still in the stack; False once none is left."""
+        stack = self.stack
+        due = iter_probe_specs(self.probes, step, self.train.probe_every, last=False) if self.recording else []
+        stack.probe(range(len(stack)), step, self.task, due)
+        batch = None if self.plans is None else torch.stack([self.plans[m.index](step) for m in stack.members])
+        loss = stack.gradients.loss_and_grads(stack.params, stack.scale, batch, stack.grads)
+        loss = loss.to(self.dtype).double()  # the plain loop reads float(loss) of a `dtype` tensor
+        values: list[float] = []
+        restarted: list[int] = []
+        if self.recording or self.watching or bool((~torch.isfinite(loss)).logical_or_(loss > stack.max_loss).any()):
+            values = loss.tolist()
+            ended, restarted = self._check_losses(step, values, due)
+            if ended:
+                rows = [r for r in range(len(stack)) if r not in ended]
+                restarted = [rows.index(r) for r in restarted]
+                values = [values[r] for r in rows]
+                stack.keep(rows)
+                if not len(stack):
+                    return False
+        stack.optimizer.step(stack.params, stack.grads)
+        if restarted:
+            stack.restart(restarted)
+        if self.timed:
+            self._check_time(step, values or loss.tolist(), restarted)
+        return len(stack) > 0
+
+    def _check_losses(self, step: int, values: list[float], due: Sequence[ProbeSpec]) -> tuple[list[int], list[int]]:
+        """Each member's loss through the plain loop's checks: rows that ended, rows to restart."""
+        ended, restarted = [], []
+        for row, value in enumerate(values):
+            outcome = _member_step(self.stack.members[row], step, value)
+            if outcome == "restart":
+                restarted.append(row)
+            elif outcome == "stop":
+                last = iter_probe_specs(self.probes, step, self.train.probe_every, last=True)
+                self.stack.probe([row], step, self.task, [p for p in last if all(p is not q for q in due)])
+                self.finish(row, "done", step, value,
+                            f"loss fell to train.stop_ratio x its initial value at step {step}")
+                ended.append(row)
+            elif outcome is not None:
+                self.finish(row, "diverged", step, value, outcome)
+                ended.append(row)
+        return ended, restarted
+
+    def _check_time(self, step: int, values: list[float], restarted: list[int]) -> None:
+        """Members past their train.time_limit (counted from the start of the call) fail."""
+        elapsed = time.monotonic() - self.started
+        late = [
+            row for row, mem in enumerate(self.stack.members)
+            if mem.spec.train.time_limit is not None and elapsed > mem.spec.train.time_limit and row not in restarted
+        ]
+        for row in late:
+            limit = self.stack.members[row].spec.train.time_limit
+            self.finish(row, "failed", step + 1, values[row],
+                        f"time limit train.time_limit = {limit:g} s reached after {step + 1} steps")
+        if late:
+            self.stack.keep([r for r in range(len(self.stack)) if r not in late])
+
+    def end(self) -> list[MemberResult]:
+        """After the last step: full-batch loss, last probes, ``done`` (or ``diverged``) for those left."""
+        stack, steps = self.stack, self.train.steps
+        if len(stack):
+            with torch.no_grad():
+                final = stack.gradients.loss_and_grads(stack.params, stack.scale).to(self.dtype).double().tolist()
+            for row, mem in enumerate(stack.members):
+                if mem.recorder is not None:
+                    mem.recorder.record(steps, loss=final[row])
+            last = iter_probe_specs(self.probes, steps, self.train.probe_every, last=True) if self.recording else []
+            stack.probe(range(len(stack)), steps, self.task, last)
+            for row, mem in enumerate(stack.members):
+                value, bound = final[row], mem.spec.train.max_loss
+                if not math.isfinite(value) or value > bound:
+                    self.finish(row, "diverged", steps, value,
+                                f"final loss = {value:.4g} (bound train.max_loss = {bound:g})")
+                else:
+                    self.finish(row, "done", steps, value, "finished")
+        for mem in self.members:
+            mem.model.eval()
+        return [r for r in self.results if r is not None]
+
+
+def _member_step(mem: _Member, step: int, value: float) -> str | None:
+    """The plain loop's checks of one member's loss at `step`, in its order.
+
+    Returns None (go on), ``"restart"``, ``"stop"`` or the divergence reason.
+    """
+    tr = mem.spec.train
+    if mem.recorder is not None:
+        mem.recorder.record(step, loss=value)
+    if not math.isfinite(value) or value > tr.max_loss:
+        return f"loss = {value:.4g} at step {step} (bound train.max_loss = {tr.max_loss:g})"
+    if tr.restart_on_jump and value > (1 + tr.restart_on_jump) * mem.previous and mem.restarts < tr.max_restarts:
+        mem.restarts, mem.lr, mem.previous = mem.restarts + 1, mem.lr / 2, math.nan
+        if mem.recorder is not None:
+            mem.recorder.record(step, lr=mem.lr)
+        return "restart"
+    mem.first_loss = value if math.isnan(mem.first_loss) else mem.first_loss
+    mem.previous = value
+    if tr.stop_ratio is not None and value <= tr.stop_ratio * mem.first_loss:
+        return "stop"
+    return None
+
+
+def _make_gradients(path: PathName, spec: RunSpec, task: Task, model: MLP) -> Gradients:
+    """The gradient path: fused where it applies (or is asked for), else stacked."""
+    mults = model.multipliers
+    biases = [layer.bias is not None for layer in model.layers]
+    if path == "fused" or (path == "auto" and fused_applies(spec, task)):
+        return FusedRelu1d(task.x_train, task.y_train, mult1=mults[0], mult2=mults[1],
+                           hidden_bias=biases[0], output_bias=biases[1])
+    return StackedMLP(task.x_train, task.y_train, widths=spec.model.hidden_widths, multipliers=mults,
+                      sigma=model.sigma, biases=biases, loss=spec.train.loss)
+
+
+def _batch_plans(n: int, specs: Sequence[RunSpec]) -> list[Callable[[int], Tensor | None]] | None:
+    """Each member's minibatch plan (members with one seed share one), or None for full batches."""
+    shared: dict[int, Callable[[int], Tensor | None]] = {}
+    for s in specs:
+        if s.seed not in shared:
+            shared[s.seed] = batch_plan(n, s.train, generator(s.seed, "batches"))
+    plans = [shared[s.seed] for s in specs]
+    return None if plans[0](0) is None else plans

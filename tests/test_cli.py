@@ -139,3 +139,19 @@ def test_killed_run_is_marked_interrupted_and_resumes(tmp_path):
         parent = st.list_runs(kind="experiment", status="done")[0]
         assert parent["summary"]["runs"]["seed=0"] == first["id"]  # the finished seed was reused
         assert len(st.list_runs(kind="train", status="done")) == 2
+
+
+def test_sweep_command_bad_axis_and_report(capsys, tmp_path):
+    store = str(tmp_path / "s.sqlite")
+    code, _, err = call(capsys, "sweep", "condensation", "--axis", "small_gama=1,2", "--store", store)
+    assert code == 2 and "small_gama" in err and "did you mean" in err
+    code, _, err = call(capsys, "sweep", "condensation", "--store", store)
+    assert code == 2 and "--axis" in err
+    code, out, _ = call(capsys, "sweep", "condensation", "--axis", "small_gamma=1.5,2", "--seeds", "1",
+                        "train.steps=200", "--store", store)
+    assert code == 0 and "2 points" in out
+    sid = next(line.split()[2] for line in out.splitlines() if line.startswith("phenolab report"))
+    code, out, _ = call(capsys, "report", sid, "--store", store)
+    assert code == 0 and "report.html" in out
+    code, out, _ = call(capsys, "runs", "--sweep", sid, "--kind", "experiment", "--store", store)
+    assert code == 0 and out.count("condensation") >= 2

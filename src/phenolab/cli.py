@@ -1,4 +1,4 @@
-"""The `phenolab` command: list, run, verify, runs, show, report.
+"""The `phenolab` command: list, run, verify, sweep, runs, show, report.
 
 Exit codes: 0 success, 1 a verdict failed, 2 bad input (unknown experiment, bad config key or
 value, unusable store). Bad input is reported in one line and leaves the store unchanged.
@@ -20,8 +20,9 @@ from phenolab.config import ConfigError, load_yaml, merge, parse_overrides
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="A laboratory for the phenomena of neural-network training.")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+# off a terminal (logs, pipes) rich would wrap at 80 columns and cut names short: allow wider lines
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -85,12 +86,13 @@ class _Progress:
             if key not in self._tasks:
                 self._tasks[key] = self._bar.add_task(f"{self.title} {label}", total=total, loss="")
             if step % 10 == 0 or step == total:
-                self._bar.update(self._tasks[key], completed=step, loss=f"{loss:.3g}")
+                self._bar.update(self._tasks[key], completed=step, loss="" if loss != loss else f"{loss:.3g}")
             return
         now = time.monotonic()
         if now - self._last > 10 or step == total:
             self._last = now
-            print(f"[{self.title} {label}] step {step}/{total} loss {loss:.4g}", flush=True)
+            tail = "" if loss != loss else f" loss {loss:.4g}"
+            print(f"[{self.title} {label}] step {step}/{total}{tail}", flush=True)
 
 
 # ------------------------------------------------------------------------------- commands
@@ -167,11 +169,57 @@ def verify(
 
 
 @app.command()
+def sweep(
+    name: Optional[str] = typer.Argument(None, help="Experiment to sweep (or give --file)."),
+    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides applied to every point."),
+    axis: Optional[list[str]] = typer.Option(None, "--axis", "-a", help="PATH=VALUES: a list 1,2,4, a range a:b:n or a:b:n:log (repeatable)."),
+    seeds: Optional[str] = typer.Option(None, "--seeds", help="n (seeds 0..n-1) or a list 0,1,2; replaces the experiment's seeds."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="A YAML sweep file (experiment, preset, base, axes, seeds, name)."),
+    quick: bool = typer.Option(False, "--quick", help="Quick preset at every point (the default)."),
+    full: bool = typer.Option(False, "--full", help="Full preset at every point."),
+    sweep_name: Optional[str] = typer.Option(None, "--name", help="A name to prefix the sweep id with."),
+    force: bool = typer.Option(False, "--force", help="Re-run points and runs that are already done."),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """Run an experiment over a grid of config values; every point lands in the store under one sweep id."""
+    from phenolab.sweep import load_sweep, sweep_from_cli
+    from phenolab.sweep.report import sweep_figures, sweep_page
+    from phenolab.sweep.run import run_sweep
+
+    if file is not None:
+        if name or axis or overrides:
+            raise BadInput("--file: give the experiment, axes and overrides in the file, not on the command line")
+        spec = load_sweep(file)
+    else:
+        if not name:
+            raise BadInput("sweep: give an experiment NAME with --axis options, or --file")
+        if not axis:
+            raise BadInput("--axis: a sweep needs at least one axis, e.g. --axis model.init.gamma=0.5:2:4")
+        spec = sweep_from_cli(name, list(axis), seeds, list(overrides or []), _preset(quick, full), sweep_name)
+    started = time.monotonic()
+    with _open_store(store) as st:
+        with _Progress("sweep") as progress:
+            outcome = run_sweep(spec, store=st, force=force, progress=progress)
+        record = st.get_run(outcome.run_id)
+        figures = {k: st.save_figure(outcome.run_id, k, f) for k, f in sweep_figures(record).items()}
+        page = st.save_text(outcome.run_id, "report.html", sweep_page(record, figures))
+    table = Table(title=f"sweep {outcome.sweep_id}: {spec.experiment}" + (" (reused)" if outcome.reused else ""))
+    for col in ("point", "verdict", "measured (need)", "run"):
+        table.add_column(col, overflow="fold")
+    for point, o in outcome.points:
+        table.add_row(point.label, "[green]PASS[/]" if o.passed else "[red]FAIL[/]", _measured(o.verdict), str(o.run_id))
+    out.print(table)
+    out.print(f"{len(outcome.points)} points in {time.monotonic() - started:.1f} s; report: {page}")
+    out.print(f"phenolab report {outcome.sweep_id} redraws it; phenolab runs --sweep {outcome.sweep_id} lists its runs")
+
+
+@app.command()
 def runs(
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Only runs of this experiment / recorder name."),
     kind: Optional[str] = typer.Option(None, "--kind", help="experiment, train or recorder."),
     status: Optional[str] = typer.Option(None, "--status", help="running, done, failed, diverged or interrupted."),
     limit: int = typer.Option(30, "--limit", min=1, help="Show at most this many (newest first)."),
+    sweep_id: Optional[str] = typer.Option(None, "--sweep", help="Only runs of this sweep id."),
     store: Optional[Path] = StoreOption,
 ) -> None:
     """List stored runs, newest first."""
@@ -180,7 +228,7 @@ def runs(
     if status is not None and status not in RUN_STATUSES:
         raise BadInput(f"--status: must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
     with _open_store(store, readonly=True) as st:
-        rows = st.list_runs(name=name, kind=kind, status=status, limit=limit)
+        rows = st.list_runs(name=name, kind=kind, status=status, sweep_id=sweep_id, limit=limit)
     table = Table(title=f"runs in {st.path}")
     for col in ("id", "kind", "name", "label", "status", "verdict", "started", "seconds"):
         table.add_column(col)
@@ -219,7 +267,7 @@ def show(run_id: int = typer.Argument(..., help="Run id (see `phenolab runs`).")
 
 @app.command()
 def report(
-    run_id: Optional[int] = typer.Argument(None, help="Run id; omit with --all."),
+    target: Optional[str] = typer.Argument(None, help="A run id, or a sweep id; omit with --all."),
     all_: bool = typer.Option(False, "--all", help="One index page over every experiment run in the store."),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the page here instead of the store's folder."),
     store: Optional[Path] = StoreOption,
@@ -227,14 +275,22 @@ def report(
     """Write the HTML report of one run (figures embedded), or an index of all experiment runs."""
     from phenolab.report.html import render_index_page, render_run_page
 
-    if (run_id is None) == (not all_):
-        raise BadInput("report: give a RUN id or --all (not both)")
+    from phenolab.sweep.report import load_sweep_record, sweep_figures, sweep_page
+
+    if (target is None) == (not all_):
+        raise BadInput("report: give a RUN id, a SWEEP id or --all (not both)")
     with _open_store(store) as st:
-        if all_:
+        if target is not None and not target.isdigit():
+            record = load_sweep_record(st, target)
+            figures = {k: st.save_figure(record["id"], k, f) for k, f in sweep_figures(record).items()}
+            page = sweep_page(record, figures)
+            path = _write_user_file(out_path, page) if out_path else st.save_text(record["id"], "report.html", page)
+        elif all_:
             rows = [_index_row(r) for r in st.list_runs(kind="experiment")]
             page = render_index_page("phenolab: all experiment runs", rows)
             path = _write_user_file(out_path, page) if out_path else st.save_page("index.html", page)
         else:
+            run_id = int(target)
             r = st.get_run(run_id)
             figures = {a["name"]: st.root / a["path"] for a in st.artifacts(run_id) if a.get("kind") == "figure"}
             if not figures and r["kind"] != "experiment":

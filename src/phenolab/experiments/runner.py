@@ -1,28 +1,22 @@
-"""Run an experiment end to end: plan, train each run into the store, analyze, judge, report.
+"""Run an experiment end to end: plan, train its runs into the store, analyze, judge, report.
 
 The experiment is a parent run (kind ``experiment``) whose training runs (kind ``train``) are
 its children. A parent whose config hash is already ``done`` is reused unless ``force``; so is
-a training run, which lets an interrupted experiment resume without redoing finished seeds.
+a training run (`training.train_items`), which lets an interrupted experiment resume without
+redoing finished runs. `prepare`, `open_parent` and `finish` are the steps a sweep reuses.
 """
 
 from __future__ import annotations
 
 import traceback
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-import torch
-from torch import nn
-
-from phenolab.config import RunSpec, config_hash
+from phenolab.config import ExperimentSpec, RunSpec, config_hash
 from phenolab.experiments.base import Experiment, RunData, get_experiment
-from phenolab.models import build_model
+from phenolab.experiments.training import ProgressFn, TrainItem, build, train_items
 from phenolab.report.html import render_run_page
 from phenolab.store import Store
-from phenolab.tasks import Task, make_task
-from phenolab.train import Recorder, generator, train
-
-ProgressFn = Callable[[str, int, int, float], None]
 
 
 @dataclass(frozen=True)
@@ -40,6 +34,73 @@ class Outcome:
         return bool(self.verdict.get("passed"))
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A resolved experiment config and its planned training runs, checked before anything is stored."""
+
+    experiment: Experiment
+    config: ExperimentSpec
+    plan: list[tuple[str, RunSpec]]
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
+
+def prepare(name: str, preset: str = "quick", overrides: Mapping[str, Any] | None = None) -> Prepared:
+    """Resolve the config and plan the runs; the first run's task and model are built, so that a
+    shape mismatch is bad input (ConfigError) before the store is touched."""
+    experiment = get_experiment(name)
+    cfg = experiment.resolve(preset, overrides)
+    plan = experiment.plan(cfg)
+    if plan:
+        build(plan[0][1])
+    return Prepared(experiment, cfg, plan)
+
+
+def reuse(prepared: Prepared, store: Store) -> Outcome | None:
+    """The stored outcome of a ``done`` experiment run with this config hash, if there is one."""
+    done = store.find_done("experiment", prepared.experiment.name, prepared.config_hash)
+    if done is None:
+        return None
+    run = store.get_run(done)
+    return Outcome(done, prepared.experiment.name, run["verdict"] or {}, run["summary"] or {}, reused=True)
+
+
+def open_parent(prepared: Prepared, store: Store, sweep_id: str | None = None) -> tuple[int, list[TrainItem]]:
+    """Create the parent run and the training items that hang from it."""
+    parent = store.create_run(kind="experiment", name=prepared.experiment.name,
+                              config=prepared.config.model_dump(mode="json"), config_hash=prepared.config_hash,
+                              label=prepared.config.preset, sweep_id=sweep_id)
+    items = [TrainItem(prepared.experiment.name, label, spec, parent) for label, spec in prepared.plan]
+    return parent, items
+
+
+def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store) -> Outcome:
+    """Analyze the stored runs, judge, save figures and the report, and close the parent run."""
+    experiment, cfg = prepared.experiment, prepared.config
+    summary = experiment.analyze(cfg, runs)
+    verdict = experiment.verdict(cfg, summary)
+    summary = {**summary, "runs": {r.label: r.run_id for r in runs}}
+    figures = experiment.figures(cfg, runs, summary)
+    saved = {caption: store.save_figure(parent, caption, fig) for caption, fig in figures.items()}
+    store.finish_run(parent, "done", summary=summary, verdict=verdict.to_dict())
+    store.save_text(parent, "report.html", render_run_page(
+        store.get_run(parent), verdict=verdict.to_dict(), figures=saved,
+        children=[store.get_run(i) for i in dict.fromkeys(r.run_id for r in runs)]))
+    return Outcome(parent, experiment.name, verdict.to_dict(), summary, reused=False)
+
+
+def close_on_error(store: Store, parents: list[int], exc: BaseException) -> None:
+    """Mark parent runs that did not finish: ``interrupted`` on Ctrl-C, else ``failed`` with the error."""
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    error = ("interrupted by the user (KeyboardInterrupt)" if status == "interrupted"
+             else traceback.format_exception_only(type(exc), exc)[-1].strip())
+    for parent in parents:
+        if store.get_run(parent)["status"] == "running":
+            store.finish_run(parent, status, error=error)
+
+
 def run_experiment(
     name: str,
     *,
@@ -50,71 +111,19 @@ def run_experiment(
     progress: ProgressFn | None = None,
 ) -> Outcome:
     """Resolve, run (or reuse) and judge experiment `name`; bad input raises ConfigError first."""
-    experiment = get_experiment(name)
-    cfg = experiment.resolve(preset, overrides)
-    plan = experiment.plan(cfg)
-    if plan:  # build the first run's task and model before anything is stored: shape errors are bad input
-        _build(plan[0][1])
-    digest = config_hash(cfg)
-    if not force:
-        done = store.find_done("experiment", name, digest)
-        if done is not None:
-            run = store.get_run(done)
-            return Outcome(done, name, run["verdict"] or {}, run["summary"] or {}, reused=True)
-
-    parent = store.create_run(kind="experiment", name=name, config=cfg.model_dump(mode="json"),
-                              config_hash=digest, label=cfg.preset)
+    prepared = prepare(name, preset, overrides)
+    if not force and (outcome := reuse(prepared, store)) is not None:
+        return outcome
+    parent, items = open_parent(prepared, store)
     try:
-        runs = [_train_one(experiment, label, spec, store, parent, force, progress) for label, spec in plan]
-        summary = experiment.analyze(cfg, runs)
-        verdict = experiment.verdict(cfg, summary)
-        summary = {**summary, "runs": {r.label: r.run_id for r in runs}}
-        figures = experiment.figures(cfg, runs, summary)
-        saved = {caption: store.save_figure(parent, caption, fig) for caption, fig in figures.items()}
-        store.finish_run(parent, "done", summary=summary, verdict=verdict.to_dict())
-        store.save_text(parent, "report.html", render_run_page(
-            store.get_run(parent), verdict=verdict.to_dict(), figures=saved,
-            children=[store.get_run(r.run_id) for r in runs]))
-    except KeyboardInterrupt:
-        store.finish_run(parent, "interrupted", error="interrupted by the user (KeyboardInterrupt)")
+        runs = train_items(items, store, force=force, progress=progress)
+        return finish(prepared, parent, runs, store)
+    except BaseException as exc:
+        close_on_error(store, [parent], exc)
         raise
-    except Exception as exc:
-        store.finish_run(parent, "failed", error=_one_line(exc))
-        raise
-    return Outcome(parent, name, verdict.to_dict(), summary, reused=False)
-
-
-def _train_one(experiment: Experiment, label: str, spec: RunSpec, store: Store, parent: int,
-               force: bool, progress: ProgressFn | None) -> RunData:
-    digest = config_hash(spec)
-    if not force:
-        done = store.find_done("train", experiment.name, digest)
-        if done is not None:
-            return RunData(label, done, spec, "done", None, store)
-    task, model = _build(spec)
-    callback = (lambda step, total, loss: progress(label, step, total, loss)) if progress else None
-    with Recorder(store, experiment.name, spec, kind="train", parent_id=parent, label=label) as rec:
-        result = train(model, task, spec.train, probes=spec.probes, recorder=rec,
-                       generator=generator(spec.seed, "batches"), progress=callback)
-        error = None if result.status == "done" else result.reason
-        rec.close(result.status, error=error,
-                  summary={"final_loss": result.final_loss, "steps": result.steps, "wall_s": result.wall_s})
-    return RunData(label, rec.run_id, spec, result.status, error, store)
-
-
-def _build(spec: RunSpec) -> tuple[Task, nn.Module]:
-    dtype = torch.float64 if spec.train.dtype == "float64" else torch.float32
-    task = make_task(spec.data, spec.seed, dtype=dtype)
-    model = build_model(spec.model, task.input_dim, task.output_dim, generator(spec.seed, "model"), dtype=dtype)
-    return task, model
 
 
 def failed_runs(runs: list[RunData]) -> str:
     """A verdict failure reason naming runs that did not finish, or '' when all are done."""
     bad = [f"{r.label}: {r.status} ({r.error})" for r in runs if r.status != "done"]
     return "runs did not finish: " + "; ".join(bad) if bad else ""
-
-
-def _one_line(exc: BaseException) -> str:
-    return traceback.format_exception_only(type(exc), exc)[-1].strip()
-

@@ -331,3 +331,38 @@ def similarity_heatmap(matrix: np.ndarray, *, title: str = "") -> Figure:
     _decorate(ax, title=title, xlabel="neuron", ylabel="neuron")
     ax.grid(False)
     return fig
+
+
+def grid_heatmap(
+    x_values: Sequence[object],
+    y_values: Sequence[object],
+    z: np.ndarray,
+    *,
+    title: str = "",
+    xlabel: str = "",
+    ylabel: str = "",
+    cbar_label: str = "",
+    cmap: str = "viridis",
+    annotate: bool = True,
+) -> Figure:
+    """A value per (x, y) cell of a sweep grid, z of shape (len(y), len(x)); NaN cells grey.
+    Axis values are shown as labels, so they need not be evenly spaced or numeric."""
+    z = np.asarray(z, dtype=float)
+    if z.shape != (len(y_values), len(x_values)):
+        raise ValueError(f"z must have shape (len(y), len(x)) = {(len(y_values), len(x_values))}, got {z.shape}")
+    fig, ax = _new_axes((max(4.0, 0.9 * len(x_values) + 2.0), max(3.0, 0.5 * len(y_values) + 1.8)))
+    masked = np.ma.masked_invalid(z)
+    colormap = matplotlib.colormaps[cmap].copy()
+    colormap.set_bad("0.85")
+    image = ax.imshow(masked, cmap=colormap, origin="lower", aspect="auto", interpolation="nearest")
+    cbar = fig.colorbar(image, ax=ax)
+    cbar.set_label(cbar_label, fontsize=_LABEL_SIZE)
+    ax.set_xticks(range(len(x_values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in x_values])
+    ax.set_yticks(range(len(y_values)), [f"{v:g}" if isinstance(v, float) else str(v) for v in y_values])
+    if annotate and z.size <= 150:
+        for (r, c), value in np.ndenumerate(z):
+            if np.isfinite(value):
+                ax.text(c, r, f"{value:.3g}", ha="center", va="center", fontsize=_TICK_SIZE, color="w")
+    _decorate(ax, title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(False)
+    return fig

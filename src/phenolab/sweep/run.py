@@ -1,0 +1,82 @@
+"""Run a sweep in this process: every point an experiment run, all their training runs batched.
+
+The sweep is validated whole (`expand`) before anything is stored. It is recorded as a run of
+kind ``sweep`` (config: the sweep spec; config hash: the sweep id), and each point's experiment
+run carries the sweep id. All points' training runs go through one `train_items` call, so runs
+of the same shape from different points train together as ensembles. After an interruption the
+same sweep resumes: finished experiment and training runs are found by config hash and reused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from phenolab.experiments.runner import Outcome, Prepared, close_on_error, finish, open_parent, prepare, reuse
+from phenolab.experiments.training import ProgressFn, TrainItem, train_items
+from phenolab.store import Store
+from phenolab.sweep.spec import SweepPoint, SweepSpec, expand, sweep_id
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    """The sweep's own run, its id, and each point with its experiment outcome."""
+
+    sweep_id: str
+    run_id: int
+    points: list[tuple[SweepPoint, Outcome]]
+    reused: bool = False
+
+
+def sweep_record(spec: SweepSpec, points: list[SweepPoint]) -> dict[str, Any]:
+    """What the store keeps as the sweep's config: the spec and the expanded axis values."""
+    return {**spec.model_dump(mode="json"),
+            "axis_values": {a.path: list(a.values) for a in spec.parsed_axes()},
+            "n_points": len(points)}
+
+
+def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: ProgressFn | None = None) -> SweepOutcome:
+    """Run (or resume) every point of `spec`; bad axes raise ConfigError before anything is stored."""
+    points = expand(spec)
+    prepared = [prepare(spec.experiment, spec.preset, p.overrides) for p in points]
+    sid = sweep_id(spec)
+    if not force and (done := store.find_done("sweep", spec.experiment, sid)) is not None:
+        return SweepOutcome(sid, done, _stored_points(points, prepared, store), reused=True)
+    record = store.create_run(kind="sweep", name=spec.experiment, config=sweep_record(spec, points),
+                              config_hash=sid, sweep_id=sid, label=spec.name)
+    outcomes: dict[int, Outcome] = {}
+    parents: dict[int, int] = {}
+    items: list[TrainItem] = []
+    owner: list[int] = []  # the point index of each item
+    try:
+        for i, prep in enumerate(prepared):
+            if not force and (stored := reuse(prep, store)) is not None:
+                outcomes[i] = stored
+                continue
+            parents[i], point_items = open_parent(prep, store, sweep_id=sid)
+            items += point_items
+            owner += [i] * len(point_items)
+        runs = train_items(items, store, force=force, progress=progress)
+        for i, parent in parents.items():
+            outcomes[i] = finish(prepared[i], parent, [r for r, o in zip(runs, owner) if o == i], store)
+        summary = {"points": [_point_summary(p, outcomes[p.index]) for p in points]}
+        store.finish_run(record, "done", summary=summary)
+    except BaseException as exc:
+        close_on_error(store, [*parents.values(), record], exc)
+        raise
+    return SweepOutcome(sid, record, [(p, outcomes[p.index]) for p in points])
+
+
+def _point_summary(point: SweepPoint, outcome: Outcome) -> dict[str, Any]:
+    return {"index": point.index, "values": point.values, "run_id": outcome.run_id, "passed": outcome.passed,
+            "measured": {c["name"]: c.get("measured") for c in outcome.verdict.get("checks", [])},
+            "checks": outcome.verdict.get("checks", [])}
+
+
+def _stored_points(points: list[SweepPoint], prepared: list[Prepared], store: Store) -> list[tuple[SweepPoint, Outcome]]:
+    out = []
+    for point, prep in zip(points, prepared):
+        stored = reuse(prep, store)
+        if stored is not None:
+            out.append((point, stored))
+    return out

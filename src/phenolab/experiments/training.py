@@ -9,6 +9,7 @@ as a child of its item's parent experiment run.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -90,15 +91,30 @@ def train_items(items: Sequence[TrainItem], store: Store, *, force: bool = False
 def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
     """Indices grouped by ensemble key (data, architecture, optimizer, schedule), in plan order."""
     groups: dict[tuple, list[int]] = {}
-    dims: dict[str, tuple[int, int]] = {}  # the task's (input, output) dims, built once per data spec
+    seen: dict[tuple[str, int, str], tuple[str, int, int]] = {}  # (data, seed, dtype) -> fingerprint, dims
     for i in indices:
         spec = items[i].spec
-        data_key = config_hash(spec.data)
-        if data_key not in dims:
+        seed = spec.data.seed if spec.data.seed is not None else spec.seed
+        where = (config_hash(spec.data), seed, spec.train.dtype)
+        if where not in seen:
             task = make_task(spec.data, spec.seed, dtype=dtype_of(spec))
-            dims[data_key] = (task.input_dim, task.output_dim)
-        groups.setdefault(ensemble_key(spec, *dims[data_key]), []).append(i)
+            seen[where] = (data_fingerprint(task), task.input_dim, task.output_dim)
+        fingerprint, d_in, d_out = seen[where]
+        groups.setdefault(ensemble_key(spec, d_in, d_out, data_key=fingerprint), []).append(i)
     return list(groups.values())
+
+
+def data_fingerprint(task: Task) -> str:
+    """SHA-256 of the task's tensors: runs whose data are identical (a fixed grid under
+    different seeds) may share an ensemble."""
+    digest = hashlib.sha256()
+    for tensor in (task.x_train, task.y_train, task.x_test, task.y_test):
+        if tensor is None:
+            digest.update(b"none")
+            continue
+        digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _train_group(group: list[TrainItem], store: Store, progress: ProgressFn | None) -> list[RunData]:
@@ -116,7 +132,8 @@ def _train_group(group: list[TrainItem], store: Store, progress: ProgressFn | No
                              generator=generator(first.seed, "batches"), progress=callback)]
         else:
             results = train_ensemble(task, [item.spec for item in group], recorders=recorders,
-                                     progress=(lambda step, total: callback(step, total)) if callback else None)
+                                     progress=(lambda step, total: callback(step, total)) if callback else None,
+                                     data_key=data_fingerprint(task))
     except BaseException as exc:
         for rec in recorders:
             status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"

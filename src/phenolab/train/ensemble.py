@@ -46,17 +46,19 @@ from phenolab.train.ensemble_loop import (
 __all__ = ["MemberResult", "ensemble_key", "fused_applies", "train_ensemble"]
 
 
-def ensemble_key(spec: RunSpec, input_dim: int, output_dim: int) -> tuple:
+def ensemble_key(spec: RunSpec, input_dim: int, output_dim: int, data_key: str | None = None) -> tuple:
     """What members must share to train together: data (seed resolved), architecture, schedule.
 
     Members may differ in seed, `model.init`, `model.output_scale`, `train.lr`, `stop_ratio`,
-    `restart_on_jump`, `max_restarts`, `max_loss` and `time_limit`.
+    `restart_on_jump`, `max_restarts`, `max_loss` and `time_limit`. `data_key`, when given,
+    stands for the data instead of its spec (e.g. a hash of the tensors, so that seeds whose
+    data are identical, as on a fixed grid, can share an ensemble).
     """
     data = spec.data.model_dump(mode="json")
     data["seed"] = spec.data.seed if spec.data.seed is not None else spec.seed
     model, tr = spec.model, spec.train
     return (
-        canonical_json(data),
+        data_key if data_key is not None else canonical_json(data),
         tuple(model.hidden_widths), model.activation, model.bias,
         model.bias if model.output_bias is None else model.output_bias, model.parametrization,
         int(input_dim), int(output_dim),
@@ -73,6 +75,7 @@ def train_ensemble(
     progress: EnsembleProgress | None = None,
     workers: int = 1,
     path: PathName = "auto",
+    data_key: str | None = None,
 ) -> list[MemberResult]:
     """Train every spec's network on `task` as `train` would alone; one result per spec, in order.
 
@@ -81,7 +84,8 @@ def train_ensemble(
     All specs must have the same `ensemble_key` (ValueError otherwise). `recorders[i]` (or None)
     receives member i's records: ``loss`` every step and the probes at the plain trainer's
     probe steps. `progress(step, steps)` is called after every step (with ``workers > 1``, once
-    at the end). `time_limit` counts from the start of this call.
+    at the end). `time_limit` counts from the start of this call. `data_key` is passed to
+    `ensemble_key`: the caller vouches that members whose data specs differ have the same data.
     """
     specs = list(specs)
     if not specs:
@@ -89,7 +93,7 @@ def train_ensemble(
     recorders = list(recorders) if recorders is not None else [None] * len(specs)
     if len(recorders) != len(specs):
         raise ValueError(f"recorders: need one per spec ({len(specs)}), got {len(recorders)}")
-    keys = [ensemble_key(s, task.input_dim, task.output_dim) for s in specs]
+    keys = [ensemble_key(s, task.input_dim, task.output_dim, data_key) for s in specs]
     odd = [i for i, k in enumerate(keys) if k != keys[0]]
     if odd:
         raise ValueError(

@@ -248,6 +248,7 @@ class TrainSpec(Spec):
     lr: PosFloat = 1e-3
     steps: PosInt = 1000
     batch_size: PosInt | None = None  # None = full batch
+    batch_seed: int | None = None  # seed of the minibatch order; None = the run's seed (per-run orders)
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
     loss: Literal["mse", "cross_entropy"] = "mse"
     probe_every: PosInt = 10

@@ -46,8 +46,9 @@ def task_of(spec: RunSpec) -> Task:
 def alone(spec: RunSpec, task: Task, recorder: Recorder | None = None) -> tuple[TrainResult, dict[str, torch.Tensor]]:
     """The plain trainer on one member, as the experiment runner calls it."""
     model = build_model(spec.model, task.input_dim, task.output_dim, generator(spec.seed, "model"))
+    order = spec.seed if spec.train.batch_seed is None else spec.train.batch_seed
     result = train(model, task, spec.train, probes=spec.probes, recorder=recorder,
-                   generator=generator(spec.seed, "batches"))
+                   generator=generator(order, "batches"))
     return result, {name: p.detach() for name, p in model.named_parameters()}
 
 
@@ -77,6 +78,17 @@ def test_members_equal_the_plain_trainer(activation, optimizer, extra, lrs):
     task = task_of(specs[0])
     for member, spec in zip(train_ensemble(task, specs), specs):
         assert_same(member, *alone(spec, task))
+
+
+def test_a_shared_batch_seed_gives_every_member_the_same_minibatch_order():
+    specs = [run_spec(seed, optimizer="sgd", lr=0.02, batch_size=16, batch_seed=7) for seed in range(3)]
+    task = task_of(specs[0])
+    for member, spec in zip(train_ensemble(task, specs), specs):
+        assert_same(member, *alone(spec, task))
+    # the shared order differs from a member's own: same init, other order, other weights
+    own = run_spec(1, optimizer="sgd", lr=0.02, batch_size=16)
+    shared = train_ensemble(task, [specs[1]])[0].state["layers.0.weight"]
+    assert not torch.equal(shared, train_ensemble(task, [own])[0].state["layers.0.weight"])
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])

@@ -22,6 +22,7 @@ from phenolab.models import build_model
 from phenolab.store import Store
 from phenolab.tasks import Task, make_task
 from phenolab.train import Recorder, generator, train
+from phenolab.train.seeding import batch_seed
 from phenolab.train.ensemble import ensemble_key, train_ensemble
 
 ProgressFn = Callable[[str, int, int, float], None]
@@ -129,7 +130,8 @@ def _train_group(group: list[TrainItem], store: Store, progress: ProgressFn | No
             model = build_model(first.model, task.input_dim, task.output_dim, generator(first.seed, "model"),
                                 dtype=dtype_of(first))
             results = [train(model, task, first.train, probes=first.probes, recorder=recorders[0],
-                             generator=generator(first.seed, "batches"), progress=callback)]
+                             generator=generator(batch_seed(first.seed, first.train.batch_seed), "batches"),
+                             progress=callback)]
         else:
             results = train_ensemble(task, [item.spec for item in group], recorders=recorders,
                                      progress=(lambda step, total: callback(step, total)) if callback else None,

@@ -5,7 +5,8 @@ output scale or learning rate. `train_ensemble` stacks their parameters on a lea
 axis and takes one step for all of them; every member starts from the weights
 `build_model(spec.model, ..., generator(spec.seed, "model"))` gives and follows the plain
 trainer's rules on its own: its own learning rate, optimizer state, minibatch order
-(`batch_plan` with `generator(spec.seed, "batches")`), divergence, stop ratio, restarts and
+(`batch_plan` with `generator(batch_seed(spec.seed, spec.train.batch_seed), "batches")`: per-run
+orders by default, one shared order with a common `train.batch_seed`), divergence, stop ratio, restarts and
 time limit. A member that ends is taken out of the stack; the others go on.
 
 Gradient paths (`path=`):

@@ -25,7 +25,7 @@ from phenolab.tasks.base import Task
 from phenolab.train.fused_relu1d import FusedRelu1d
 from phenolab.train.loop import Status, TrainResult, batch_plan
 from phenolab.train.recorder import BufferRecorder, Recorder, iter_probe_specs
-from phenolab.train.seeding import generator
+from phenolab.train.seeding import batch_seed, generator
 from phenolab.train.stacked_mlp import StackedMLP
 from phenolab.train.stacked_optim import StackedOptimizer
 
@@ -293,10 +293,11 @@ def _make_gradients(path: PathName, spec: RunSpec, task: Task, model: MLP) -> Gr
 
 
 def _batch_plans(n: int, specs: Sequence[RunSpec]) -> list[Callable[[int], Tensor | None]] | None:
-    """Each member's minibatch plan (members with one seed share one), or None for full batches."""
+    """Each member's minibatch plan (members with one batch seed share one), or None for full batches."""
     shared: dict[int, Callable[[int], Tensor | None]] = {}
-    for s in specs:
-        if s.seed not in shared:
-            shared[s.seed] = batch_plan(n, s.train, generator(s.seed, "batches"))
-    plans = [shared[s.seed] for s in specs]
+    seeds = [batch_seed(s.seed, s.train.batch_seed) for s in specs]
+    for s, seed in zip(specs, seeds):
+        if seed not in shared:
+            shared[seed] = batch_plan(n, s.train, generator(seed, "batches"))
+    plans = [shared[seed] for seed in seeds]
     return None if plans[0](0) is None else plans

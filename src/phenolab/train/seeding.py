@@ -16,3 +16,9 @@ def derive_seed(seed: int, stream: str) -> int:
 def generator(seed: int, stream: str) -> torch.Generator:
     """A CPU `torch.Generator` seeded for `stream`; same (seed, stream), same numbers."""
     return torch.Generator().manual_seed(derive_seed(seed, stream))
+
+
+def batch_seed(seed: int, batch_seed: int | None) -> int:
+    """The seed of a run's minibatch order: ``train.batch_seed`` if set (runs that share it share
+    their order, e.g. across an ensemble), else the run's own seed."""
+    return seed if batch_seed is None else batch_seed

@@ -119,7 +119,7 @@ def test_killed_run_is_marked_interrupted_and_resumes(tmp_path):
     cmd = [sys.executable, "-m", "phenolab.cli", "run", "phase-diagram", "widths=[100,400,1600,6400]",
            "--store", str(store)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 150
     done_before: list = []
     while time.monotonic() < deadline and len(done_before) < 9:
         time.sleep(0.2)

@@ -24,6 +24,11 @@ def x2tanh(x: Tensor) -> Tensor:
     return x * x * torch.tanh(x)
 
 
+def identity(x: Tensor) -> Tensor:
+    """The identity: a linear network (deep linear dynamics, Saxe et al.)."""
+    return x
+
+
 ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "relu": torch.relu,
     "tanh": torch.tanh,
@@ -32,6 +37,7 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
     "sin": torch.sin,
     "xtanh": xtanh,
     "x2tanh": x2tanh,
+    "linear": identity,
 }
 
 # order of the first non-zero derivative at 0, for activations with sigma(0) = 0 and smooth at 0
@@ -40,7 +46,7 @@ MULTIPLICITY: dict[str, int] = {"tanh": 1, "sin": 1, "xtanh": 2, "x2tanh": 3}
 
 def get_activation(name: str) -> Callable[[Tensor], Tensor]:
     """The activation sigma called `name` (relu, tanh, sigmoid, gelu (exact, erf form), sin,
-    xtanh = x tanh x, x2tanh = x^2 tanh x)."""
+    xtanh = x tanh x, x2tanh = x^2 tanh x, linear = the identity)."""
     try:
         return ACTIVATIONS[name]
     except KeyError:

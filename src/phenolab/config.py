@@ -43,8 +43,8 @@ PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Seeds = Annotated[list[int], Field(min_length=1)]
 
-Activation = Literal["relu", "tanh", "sigmoid", "gelu", "sin", "xtanh", "x2tanh"]
-Parametrization = Literal["standard", "ntk", "mean_field"]
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "sin", "xtanh", "x2tanh", "linear"]
+Parametrization = Literal["standard", "ntk", "mean_field", "mup"]
 
 
 # ----------------------------------------------------------------------------------- model
@@ -84,6 +84,12 @@ class ModelSpec(Spec):
     A two-layer network, f(x) = sum_k a_k sigma(w_k . x + b_k), is depth 1. ``input_dim`` and
     ``output_dim`` default to the task's. ``output_scale`` multiplies the output (1/alpha in
     Luo et al.'s phase diagram, alpha in Chizat's lazy training).
+    ``parametrization`` is one of standard, ntk, mean_field, mup (the per-layer table is in
+    `phenolab.models.parametrization`). ``base_width`` (muP only, default None = 1): the width
+    at which muP coincides with the standard parametrization; every hidden width enters muP's
+    multipliers, initialization and per-layer learning rates as m / base_width (the mup
+    package's base shape). It is left out of the canonical JSON while None, so configs without
+    it keep their hash.
     """
 
     kind: Literal["mlp"] = "mlp"
@@ -98,6 +104,7 @@ class ModelSpec(Spec):
     output_scale: PosFloat = 1.0
     input_dim: PosInt | None = None
     output_dim: PosInt | None = None
+    base_width: PosInt | None = Field(default=None, exclude_if=lambda v: v is None)
 
     @property
     def hidden_widths(self) -> list[int]:
@@ -112,6 +119,9 @@ class ModelSpec(Spec):
                              "e.g. model.widths=[200,200]")
         if not self.widths and self.widths is not None:
             raise ValueError("widths must list at least one hidden width")
+        if self.base_width is not None and self.parametrization != "mup":
+            raise ValueError(f"base_width is only used by parametrization=mup, got base_width={self.base_width} "
+                             f"with parametrization={self.parametrization!r}")
         if self.init.antisymmetric and (len(self.hidden_widths) != 1 or self.hidden_widths[0] % 2):
             raise ValueError(f"init.antisymmetric needs a two-layer net (depth 1) of even width, "
                              f"got hidden widths {self.hidden_widths}")
@@ -218,6 +228,35 @@ class CoordinateSinesData(_DataBase):
         return self
 
 
+class CircleData(_DataBase):
+    """n points evenly spaced on the unit circle, x = (cos t, sin t), target y = x_1 x_2
+    (the inputs of Jacot et al.'s NTK figures, arXiv:1806.07572)."""
+
+    kind: Literal["circle"] = "circle"
+    n_train: PosInt = 16
+
+
+class GaussianMixtureData(_DataBase):
+    """k classes, one Gaussian cluster each: centres ~ N(0, spread^2 I_d), points ~ N(centre, I_d),
+    n_train points in total, labels balanced (Sagun et al.'s Hessian setting, spec section 6)."""
+
+    kind: Literal["gaussian_mixture"] = "gaussian_mixture"
+    input_dim: PosInt = 10
+    classes: Annotated[int, Field(ge=2)] = 4
+    spread: PosFloat = 1.5
+    n_train: PosInt = 1000
+    one_hot: bool = False  # integer labels (for cross-entropy); one-hot vectors for MSE
+
+
+class LinearTeacherData(_DataBase):
+    """x ~ N(0, I_d), y = beta . x with beta ~ N(0, scale^2 / d I) drawn once (spec section 4)."""
+
+    kind: Literal["linear_teacher"] = "linear_teacher"
+    input_dim: PosInt = 20
+    scale: PosFloat = 6.0
+    n_train: PosInt = 200
+
+
 class DigitsData(_DataBase):
     """scikit-learn's bundled 8x8 handwritten digits (1797 images), pixels scaled to [0, 1]."""
 
@@ -235,7 +274,8 @@ class DigitsData(_DataBase):
 
 
 DataSpec = Annotated[
-    Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData, CoordinateSinesData],
+    Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData, CoordinateSinesData, CircleData,
+          GaussianMixtureData, LinearTeacherData],
     Field(discriminator="kind"),
 ]
 
@@ -246,7 +286,7 @@ class TrainSpec(Spec):
 
     optimizer: Literal["gd", "sgd", "adam"] = "adam"
     lr: PosFloat = 1e-3
-    steps: PosInt = 1000
+    steps: Annotated[int, Field(ge=0)] = 1000  # 0: only the probes at initialization
     batch_size: PosInt | None = None  # None = full batch
     batch_seed: int | None = None  # seed of the minibatch order; None = the run's seed (per-run orders)
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
@@ -399,7 +439,8 @@ def validate(cls: type[Spec], data: dict[str, Any]) -> Any:
         raise ConfigError(_explain(cls, data, err)) from None
 
 
-_DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits", "coordinate_sines")
+_DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "circle", "gaussian_mixture",
+               "linear_teacher")
 
 
 def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> list[str]:

@@ -174,3 +174,26 @@ def test_coordinate_sines_target_and_interval():
     assert x.shape == (80, 5) and y.shape == (80, 1) and task.x_test.shape == (20, 5)
     assert float(x.min()) >= -4.0 and float(x.max()) <= 2.0
     assert torch.allclose(y, 3.5 * torch.sin(5 * x + 1).sum(1, keepdim=True), atol=1e-5)
+
+
+def test_circle_points_and_product_target():
+    task = make_task(data(kind="circle", n_train=8), seed=3)
+    x = task.x_train.double()
+    assert torch.allclose(x.norm(dim=1), torch.ones(8, dtype=torch.float64), atol=1e-6)
+    assert torch.allclose(task.y_train.double()[:, 0], x[:, 0] * x[:, 1], atol=1e-6)
+    assert torch.equal(task.x_train, make_task(data(kind="circle", n_train=8), seed=4).x_train)
+
+
+def test_gaussian_mixture_balanced_labels_around_their_centres():
+    task = make_task(data(kind="gaussian_mixture", classes=3, n_train=300, spread=10.0), seed=0)
+    assert task.kind == "classification" and task.output_dim == 3
+    assert torch.bincount(task.y_train).tolist() == [100, 100, 100]
+    centres = task.info["centres"]
+    nearest = torch.cdist(task.x_train, centres).argmin(dim=1)
+    assert (nearest == task.y_train).float().mean() > 0.95  # clusters far apart: nearest centre is the label
+
+
+def test_linear_teacher_is_linear_in_x():
+    task = make_task(data(kind="linear_teacher", input_dim=5, n_train=50), seed=0)
+    beta = torch.linalg.lstsq(task.x_train.double(), task.y_train.double()).solution
+    assert torch.allclose(beta, task.info["beta"].double(), atol=1e-4)

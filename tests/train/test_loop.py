@@ -120,3 +120,15 @@ def test_loss_jump_restarts_from_init_at_half_the_lr():
     assert result.status == "done" and result.final_loss < 0.1
     without = train(toy_model(), task, spec.model_copy(update={"restart_on_jump": None}))
     assert without.status == "diverged"
+
+
+def test_zero_steps_only_probes_the_initialization(tmp_path):
+    spec = TrainSpec(optimizer="gd", lr=0.1, steps=0)
+    store = Store(tmp_path / "s.sqlite")
+    model = toy_model()
+    before = params(model)
+    with Recorder(store, "toy", spec, kind="train") as rec:
+        result = train(model, toy_task(), spec, probes=[ProbeSpec(name="loss")], recorder=rec)
+    assert result.status == "done" and result.steps == 0 and torch.equal(params(model), before)
+    m = store.metrics(rec.run_id)
+    assert sorted(m[m.name == "loss/train"].step) == [0]

@@ -2,10 +2,13 @@
 
 Layer l computes h_l = mult_l * (W_l h_{l-1}) + b_l (see `parametrization`); hidden layers
 apply the activation, and the network output is output_scale * h_{L+1}. A depth-1 net is the
-two-layer network f(x) = sum_k a_k sigma(w_k . x + b_k).
+two-layer network f(x) = sum_k a_k sigma(w_k . x + b_k). The parametrization's per-layer
+learning-rate scales (muP's) reach the optimizer through `MLP.param_groups`.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -16,9 +19,11 @@ from phenolab.config import ConfigError, ModelSpec
 from phenolab.activations import get_activation
 from phenolab.models.parametrization import (
     BIAS_MULTIPLIER,
+    OptimizerName,
     bias_stds,
     layer_multipliers,
     layer_stds,
+    lr_scales,
 )
 
 
@@ -78,6 +83,38 @@ class MLP(nn.Module):
         for layer, mult in zip(hidden, self.multipliers):
             x = self.sigma(_affine(layer, mult, x))
         return self.output_scale * _affine(out, self.multipliers[-1], x)
+
+    def preactivations(self, x: Tensor) -> list[Tensor]:
+        """[h_1, ..., h_L, f]: every hidden layer's pre-activation mult_l (W_l h_{l-1}) + b_l, then
+        the network output f = output_scale * h_{L+1}, computed as `forward` computes them."""
+        *hidden, out = self.layers
+        values = []
+        for layer, mult in zip(hidden, self.multipliers):
+            h = _affine(layer, mult, x)
+            values.append(h)
+            x = self.sigma(h)
+        values.append(self.output_scale * _affine(out, self.multipliers[-1], x))
+        return values
+
+    def lr_scales(self, optimizer: OptimizerName) -> dict[str, float]:
+        """Learning-rate scale of every parameter by name (`parametrization.lr_scales`):
+        muP's per-layer factors, 1 for the other parametrizations."""
+        scales = lr_scales(self.spec, self.layers[0].in_features, optimizer)
+        out: dict[str, float] = {}
+        for l, (layer, (w_scale, b_scale)) in enumerate(zip(self.layers, scales)):
+            out[f"layers.{l}.weight"] = w_scale
+            if layer.bias is not None:
+                out[f"layers.{l}.bias"] = b_scale
+        return out
+
+    def param_groups(self, lr: float, optimizer: OptimizerName) -> list[dict[str, Any]]:
+        """torch.optim parameter groups with learning rate lr * scale; parameters of equal scale
+        share a group (in registration order), so a net without per-layer scales is one group."""
+        scales = self.lr_scales(optimizer)
+        groups: dict[float, list[nn.Parameter]] = {}
+        for name, p in self.named_parameters():
+            groups.setdefault(scales[name], []).append(p)
+        return [{"params": params, "lr": lr * scale} for scale, params in groups.items()]
 
     def neurons(self) -> tuple[Tensor, Tensor | None, Tensor]:
         """Effective (w, b, a) of a two-layer net, detached: f(x) = sum_k a_k sigma(w_k . x + b_k) + c.

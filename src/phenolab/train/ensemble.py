@@ -61,7 +61,7 @@ def ensemble_key(spec: RunSpec, input_dim: int, output_dim: int, data_key: str |
     return (
         data_key if data_key is not None else canonical_json(data),
         tuple(model.hidden_widths), model.activation, model.bias,
-        model.bias if model.output_bias is None else model.output_bias, model.parametrization,
+        model.bias if model.output_bias is None else model.output_bias, model.parametrization, model.base_width,
         int(input_dim), int(output_dim),
         tr.optimizer, tr.loss, tr.batch_size, tr.steps, tr.dtype, tr.momentum, tr.probe_every,
         tuple(canonical_json(p) for p in spec.probes),

@@ -87,7 +87,9 @@ class _Stack:
         self.scale = torch.tensor([m.spec.model.output_scale for m in members], dtype=torch.float64)
         self.max_loss = torch.tensor([m.spec.train.max_loss for m in members], dtype=torch.float64)
         tr = optimizer_spec.train
-        self.optimizer = StackedOptimizer(tr.optimizer, self.params, [m.lr for m in members], tr.momentum)
+        scales = members[0].model.lr_scales(tr.optimizer)  # per-layer lr factors (muP), shared by all members
+        self.optimizer = StackedOptimizer(tr.optimizer, self.params, [m.lr for m in members], tr.momentum,
+                                          [scales[name] for name in self.names])
         self.gradients = gradients
 
     def __len__(self) -> int:

@@ -36,9 +36,18 @@ class TrainResult:
     lr: float = math.nan  # the learning rate in force at the end (after restarts)
 
 
-def make_optimizer(params: Sequence[nn.Parameter] | object, spec: TrainSpec, lr: float | None = None) -> torch.optim.Optimizer:
-    """GD and SGD are `torch.optim.SGD` (GD on the full batch); Adam is `torch.optim.Adam`."""
+def make_optimizer(params: Sequence[nn.Parameter] | nn.Module | object, spec: TrainSpec,
+                   lr: float | None = None) -> torch.optim.Optimizer:
+    """GD and SGD are `torch.optim.SGD` (GD on the full batch); Adam is `torch.optim.Adam`.
+
+    `params` are parameters or parameter groups, or a module: one with a method
+    ``param_groups(lr, optimizer)`` (phenolab's `MLP`: per-layer learning rates lr * scale,
+    muP's) is optimized in those groups, any other module with all its parameters at `lr`.
+    """
     lr = spec.lr if lr is None else lr
+    if isinstance(params, nn.Module):
+        groups = getattr(params, "param_groups", None)
+        params = groups(lr, spec.optimizer) if callable(groups) else params.parameters()
     if spec.optimizer in ("gd", "sgd"):
         return torch.optim.SGD(params, lr=lr, momentum=spec.momentum)
     return torch.optim.Adam(params, lr=lr)
@@ -85,7 +94,7 @@ def train(
         raise ValueError("train.batch_size: gd is full-batch gradient descent; use optimizer=sgd for minibatches")
     loss_fn = get_loss(spec.loss)
     lr = spec.lr
-    optimizer = make_optimizer(model.parameters(), spec, lr)
+    optimizer = make_optimizer(model, spec, lr)
     initial = [p.detach().clone() for p in model.parameters()] if spec.restart_on_jump else []
     x, y = task.x_train, task.y_train
     batches = batch_plan(len(x), spec, generator)
@@ -126,7 +135,7 @@ def train(
             with torch.no_grad():
                 for p, p0 in zip(model.parameters(), initial):
                     p.copy_(p0)
-            optimizer = make_optimizer(model.parameters(), spec, lr)
+            optimizer = make_optimizer(model, spec, lr)
             previous = math.nan
             if recorder is not None:
                 recorder.record(step, lr=lr)

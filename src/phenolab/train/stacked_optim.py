@@ -8,6 +8,10 @@ order of floating-point operations, so a member updated here rounds like one upd
     Adam:  m = lerp(m, g, 1 - beta1),  v = beta2 v + (1 - beta2) g^2,
            p = p + (-lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
+Parameter tensor k may have a learning-rate factor f_k shared by all members (muP's per-layer
+scales, `MLP.lr_scales`): member e then updates it with lr = lr_e * f_k, the product the plain
+trainer's parameter group holds (`MLP.param_groups`).
+
 `reset(rows)` gives members a fresh optimizer (a restart), `select(keep)` drops members.
 """
 
@@ -26,12 +30,16 @@ BETA1, BETA2, EPS = 0.9, 0.999, 1e-8  # torch.optim.Adam's defaults
 class StackedOptimizer:
     """One optimizer per member, applied to all members at once."""
 
-    def __init__(self, kind: OptimizerName, params: list[Tensor], lrs: list[float], momentum: float = 0.0) -> None:
+    def __init__(self, kind: OptimizerName, params: list[Tensor], lrs: list[float], momentum: float = 0.0,
+                 factors: list[float] | None = None) -> None:
         if kind not in ("gd", "sgd", "adam"):
             raise ValueError(f"train.optimizer: must be one of gd, sgd, adam, got {kind!r}")
+        if factors is not None and len(factors) != len(params):
+            raise ValueError(f"factors: need one per parameter tensor ({len(params)}), got {len(factors)}")
         self.kind = kind
         self.momentum = float(momentum)
         self.lrs = [float(lr) for lr in lrs]
+        self.factors = [1.0] * len(params) if factors is None else [float(f) for f in factors]
         n = len(self.lrs)
         self.fresh = [True] * n  # no momentum buffer / Adam step yet
         self.t = [0] * n  # Adam's step count per member
@@ -40,12 +48,13 @@ class StackedOptimizer:
             self.state = [[torch.zeros_like(p) for p in params], [torch.zeros_like(p) for p in params]]
         elif self.momentum != 0:
             self.state = [[torch.zeros_like(p) for p in params]]
-        self._columns: dict[tuple[str, int], Tensor] = {}
+        self._columns: dict[tuple[str, int, float], Tensor] = {}
         self._scratch: dict[tuple[int, int], Tensor] = {}
 
-    def _column(self, name: str, values: list[float], like: Tensor) -> Tensor:
-        """values (E,) as a tensor of `like`'s dtype shaped (E, 1, ..., 1) for broadcasting."""
-        key = (name, like.ndim)
+    def _column(self, name: str, values: list[float], like: Tensor, factor: float = 1.0) -> Tensor:
+        """values (E,) (made with lr factor `factor`) as a tensor of `like`'s dtype shaped
+        (E, 1, ..., 1) for broadcasting."""
+        key = (name, like.ndim, factor)
         col = self._columns.get(key)
         if col is None:
             col = torch.tensor(values, dtype=torch.float64).to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
@@ -66,7 +75,7 @@ class StackedOptimizer:
             self.fresh = [False] * len(self.fresh)
 
     def _sgd(self, params: list[Tensor], grads: list[Tensor]) -> None:
-        neg_lr = [-lr for lr in self.lrs]
+        neg_lr = {f: [-(lr * f) for lr in self.lrs] for f in set(self.factors)}
         fresh = [i for i, f in enumerate(self.fresh) if f]
         for k, (p, g) in enumerate(zip(params, grads)):
             if self.momentum != 0:
@@ -76,12 +85,13 @@ class StackedOptimizer:
                     buf[fresh] = g[fresh]  # torch starts the buffer at the gradient itself
                 g = buf
             # p.addcmul_(g, -lr) rounds as torch's p.add_(g, alpha=-lr) (one fused multiply-add)
-            p.addcmul_(g, self._column("neg_lr", neg_lr, p))
+            f = self.factors[k]
+            p.addcmul_(g, self._column("neg_lr", neg_lr[f], p, f))
 
     def _adam(self, params: list[Tensor], grads: list[Tensor]) -> None:
         self.t = [t + 1 for t in self.t]
         self._changed()  # the bias corrections change every step
-        step_size = [-lr / (1 - BETA1**t) for lr, t in zip(self.lrs, self.t)]
+        step_size = {f: [-(lr * f) / (1 - BETA1**t) for lr, t in zip(self.lrs, self.t)] for f in set(self.factors)}
         bc2_sqrt = [(1 - BETA2**t) ** 0.5 for t in self.t]
         for k, (p, g) in enumerate(zip(params, grads)):
             m, v = self.state[0][k], self.state[1][k]
@@ -89,7 +99,8 @@ class StackedOptimizer:
             v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
             denom = torch.sqrt(v, out=self._buffer(0, k, p)).div_(self._column("bc2", bc2_sqrt, p)).add_(EPS)
             # torch: p.addcdiv_(m, denom, value=-step_size) computes p + (value * m) / denom
-            update = torch.mul(m, self._column("step", step_size, p), out=self._buffer(1, k, p))
+            f = self.factors[k]
+            update = torch.mul(m, self._column("step", step_size[f], p, f), out=self._buffer(1, k, p))
             p.add_(update.div_(denom))
 
     def _buffer(self, i: int, k: int, like: Tensor) -> Tensor:

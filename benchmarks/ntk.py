@@ -1,0 +1,75 @@
+"""Benchmark: the empirical NTK methods of `phenolab.probes.ntk`, timed in one run.
+
+    python benchmarks/ntk.py              # best of 5 repeats
+    python benchmarks/ntk.py --repeats 2  # quicker
+
+Workload (the house reference): a ReLU MLP (phenolab's `MLP`, NTK parametrization) with input
+dimension d = 10, two hidden layers of 512 units, one output, biases; n = 256 Gaussian inputs;
+float32; one thread (``torch.set_num_threads(1)``). Theta(x, x) is (256, 256) over
+P = 268,801 parameters.
+
+Methods: ``layerwise`` (per-layer Gram sum: one forward, one backward, no Jacobian),
+``ntvp`` (Jacobian rows of chunks of x, pushed through f(x) by torch.func.jvp), ``jacobian``
+(torch.func vmap(jacrev) per-sample Jacobians, then J J^T). A second workload, the same net
+with one hidden layer, adds the ``two_layer`` closed form. Printed: best time of each method,
+its ratio to ``jacobian`` (time / jacobian time) and the largest relative difference
+max |K_a - K_b| / max |K_b| between the methods' kernels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import torch
+
+from phenolab.config import ModelSpec
+from phenolab.models import build_model
+from phenolab.probes.ntk import empirical_ntk
+
+
+def best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
+    """Best wall time of ``repeats`` calls after one warm-up call, and the last result."""
+    result = fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), result
+
+
+def max_relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a.double() - b.double()).abs().max() / b.double().abs().max())
+
+
+def bench(depth: int, methods: list[str], n: int, d: int, width: int, repeats: int) -> None:
+    spec = ModelSpec(width=width, depth=depth, activation="relu", parametrization="ntk")
+    model = build_model(spec, d, 1, torch.Generator().manual_seed(0), dtype=torch.float32)
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(1))
+    size = sum(p.numel() for p in model.parameters())
+    print(f"\nReLU MLP d={d}, {depth} hidden layer(s) of {width}, n={n}, P={size:,}, float32, 1 thread")
+    results = {m: best_time(lambda m=m: empirical_ntk(model, x, method=m), repeats) for m in methods}
+    base = results["jacobian"][0]
+    print(f"{'method':<10} {'best time':>12} {'/ jacobian':>11}")
+    for method, (seconds, _) in results.items():
+        print(f"{method:<10} {seconds * 1e3:>9.2f} ms {seconds / base:>11.4f}")
+    worst = max(
+        max_relative_difference(results[a][1], results[b][1]) for a in methods for b in methods if a != b
+    )
+    print(f"max relative difference between methods: {worst:.2e}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    print(f"torch {torch.__version__}, {platform.processor() or platform.machine()}, best of {args.repeats}")
+    bench(2, ["layerwise", "ntvp", "jacobian"], n=256, d=10, width=512, repeats=args.repeats)
+    bench(1, ["two_layer", "layerwise", "ntvp", "jacobian"], n=256, d=10, width=512, repeats=args.repeats)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Synthetic tasks of the NTK and Hessian experiments: circle points, Gaussian mixtures, linear teachers."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from phenolab.config import CircleData, GaussianMixtureData, LinearTeacherData
+from phenolab.tasks.base import Task
+
+
+def circle(spec: CircleData, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Task:
+    """x_i = (cos t_i, sin t_i), t_i = 2 pi i / n; y = x_1 x_2; no randomness (noise aside)."""
+    t = 2 * math.pi * torch.arange(spec.n_train, dtype=torch.float64) / spec.n_train
+    x = torch.stack([torch.cos(t), torch.sin(t)], dim=1)
+
+    def target(z: Tensor) -> Tensor:
+        return (z[:, 0] * z[:, 1])[:, None]
+
+    y = target(x)
+    if spec.noise > 0:
+        y = y + spec.noise * torch.randn(y.shape, generator=generator, dtype=torch.float64)
+    return Task(x_train=x.to(dtype), y_train=y.to(dtype), kind="regression", target=target, name="circle",
+                info={"input_dim": 2})
+
+
+def gaussian_mixture(spec: GaussianMixtureData, generator: torch.Generator,
+                     dtype: torch.dtype = torch.float32) -> Task:
+    """Balanced labels c_i = i mod k (shuffled); x_i ~ N(mu_{c_i}, I), mu_c ~ N(0, spread^2 I)."""
+    k, d, n = spec.classes, spec.input_dim, spec.n_train + spec.n_test
+    centres = spec.spread * torch.randn(k, d, generator=generator, dtype=torch.float64)
+    labels = torch.arange(n) % k
+    labels = labels[torch.randperm(n, generator=generator)]
+    x = centres[labels] + torch.randn(n, d, generator=generator, dtype=torch.float64)
+    y = torch.nn.functional.one_hot(labels, k).to(dtype) if spec.one_hot else labels
+    has_test = spec.n_test > 0
+    return Task(x_train=x[: spec.n_train].to(dtype), y_train=y[: spec.n_train],
+                x_test=x[spec.n_train:].to(dtype) if has_test else None,
+                y_test=y[spec.n_train:] if has_test else None, kind="classification", name="gaussian_mixture",
+                info={"n_classes": k, "centres": centres.to(dtype), "input_dim": d})
+
+
+def linear_teacher(spec: LinearTeacherData, generator: torch.Generator,
+                   dtype: torch.dtype = torch.float32) -> Task:
+    """x ~ N(0, I_d), y = beta . x, beta ~ N(0, scale^2 / d I)."""
+    d, n = spec.input_dim, spec.n_train + spec.n_test
+    beta = spec.scale / math.sqrt(d) * torch.randn(d, 1, generator=generator, dtype=torch.float64)
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64)
+
+    def target(z: Tensor) -> Tensor:
+        return z @ beta.to(z.dtype)
+
+    y = target(x)
+    y_train = y[: spec.n_train]
+    if spec.noise > 0:
+        y_train = y_train + spec.noise * torch.randn(y_train.shape, generator=generator, dtype=torch.float64)
+    has_test = spec.n_test > 0
+    return Task(x_train=x[: spec.n_train].to(dtype), y_train=y_train.to(dtype),
+                x_test=x[spec.n_train:].to(dtype) if has_test else None,
+                y_test=y[spec.n_train:].to(dtype) if has_test else None, kind="regression", target=target,
+                name="linear_teacher", info={"beta": beta.to(dtype), "input_dim": d})

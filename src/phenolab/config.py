@@ -228,11 +228,12 @@ class CoordinateSinesData(_DataBase):
         return self
 
 
-class CircleData(_DataBase):
-    """n points evenly spaced on the unit circle, x = (cos t, sin t), target y = x_1 x_2
-    (the inputs of Jacot et al.'s NTK figures, arXiv:1806.07572)."""
+class ProductData(_DataBase):
+    """Target y = x_1 x_2 on 2-D inputs: n points evenly spaced on the unit circle,
+    x = (cos t, sin t), or x ~ N(0, I_2) (Jacot et al.'s NTK experiments, arXiv:1806.07572)."""
 
-    kind: Literal["circle"] = "circle"
+    kind: Literal["product"] = "product"
+    sampling: Literal["circle", "gaussian"] = "circle"
     n_train: PosInt = 16
 
 
@@ -274,7 +275,7 @@ class DigitsData(_DataBase):
 
 
 DataSpec = Annotated[
-    Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData, CoordinateSinesData, CircleData,
+    Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData, CoordinateSinesData, ProductData,
           GaussianMixtureData, LinearTeacherData],
     Field(discriminator="kind"),
 ]
@@ -439,7 +440,7 @@ def validate(cls: type[Spec], data: dict[str, Any]) -> Any:
         raise ConfigError(_explain(cls, data, err)) from None
 
 
-_DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "circle", "gaussian_mixture",
+_DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "product", "gaussian_mixture",
                "linear_teacher")
 
 

@@ -353,3 +353,19 @@ def test_sequential_with_a_tied_layer_uses_the_generic_path():
     x = _x(5)
     assert ntk_method(model, 5) == "jacobian"
     _close(empirical_ntk(model, x), dense_ntk(model, x))
+
+
+def test_ntk_probe_returns_the_kernel_matrix_on_request():
+    from phenolab.probes import run_probe
+    from phenolab.tasks.base import Task
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)).double()
+    x = torch.randn(5, 2, dtype=torch.float64)
+    out = run_probe("ntk", model, Task(x_train=x, y_train=x[:, :1]), matrix=True)
+    jac = torch.autograd.functional.jacobian(
+        lambda *ps: torch.func.functional_call(model, dict(zip([n for n, _ in model.named_parameters()], ps)), (x,)),
+        tuple(p.detach() for p in model.parameters()))
+    flat = torch.cat([j.reshape(5, -1) for j in jac], dim=1)
+    assert np.allclose(out["kernel"], (flat @ flat.T).numpy(), rtol=1e-10)
+    assert np.array_equal(out["inputs"], x.numpy())

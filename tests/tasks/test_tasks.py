@@ -176,12 +176,16 @@ def test_coordinate_sines_target_and_interval():
     assert torch.allclose(y, 3.5 * torch.sin(5 * x + 1).sum(1, keepdim=True), atol=1e-5)
 
 
-def test_circle_points_and_product_target():
-    task = make_task(data(kind="circle", n_train=8), seed=3)
+def test_product_target_on_circle_and_gaussian_points():
+    gauss = make_task(data(kind="product", sampling="gaussian", n_train=64), seed=0)
+    xg = gauss.x_train.double()
+    assert torch.allclose(gauss.y_train.double()[:, 0], xg[:, 0] * xg[:, 1], atol=1e-5)
+    assert 0.5 < float(xg.std()) < 1.5
+    task = make_task(data(kind="product", n_train=8), seed=3)
     x = task.x_train.double()
     assert torch.allclose(x.norm(dim=1), torch.ones(8, dtype=torch.float64), atol=1e-6)
     assert torch.allclose(task.y_train.double()[:, 0], x[:, 0] * x[:, 1], atol=1e-6)
-    assert torch.equal(task.x_train, make_task(data(kind="circle", n_train=8), seed=4).x_train)
+    assert torch.equal(task.x_train, make_task(data(kind="product", n_train=8), seed=4).x_train)
 
 
 def test_gaussian_mixture_balanced_labels_around_their_centres():

@@ -23,7 +23,7 @@ from phenolab.store import Store
 from phenolab.tasks import Task, make_task
 from phenolab.train import Recorder, generator, train
 from phenolab.train.seeding import batch_seed
-from phenolab.train.ensemble import ensemble_key, train_ensemble
+from phenolab.train.ensemble import ensemble_key, fused_applies, train_ensemble
 
 ProgressFn = Callable[[str, int, int, float], None]
 
@@ -92,17 +92,34 @@ def train_items(items: Sequence[TrainItem], store: Store, *, force: bool = False
 def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
     """Indices grouped by ensemble key (data, architecture, optimizer, schedule), in plan order."""
     groups: dict[tuple, list[int]] = {}
-    seen: dict[tuple[str, int, str], tuple[str, int, int]] = {}  # (data, seed, dtype) -> fingerprint, dims
+    seen: dict[tuple[str, int, str], tuple[str, Task]] = {}  # (data, seed, dtype) -> fingerprint, task
     for i in indices:
         spec = items[i].spec
         seed = spec.data.seed if spec.data.seed is not None else spec.seed
         where = (config_hash(spec.data), seed, spec.train.dtype)
         if where not in seen:
             task = make_task(spec.data, spec.seed, dtype=dtype_of(spec))
-            seen[where] = (data_fingerprint(task), task.input_dim, task.output_dim)
-        fingerprint, d_in, d_out = seen[where]
-        groups.setdefault(ensemble_key(spec, d_in, d_out, data_key=fingerprint), []).append(i)
+            seen[where] = (data_fingerprint(task), task)
+        fingerprint, task = seen[where]
+        key = ensemble_key(spec, task.input_dim, task.output_dim, data_key=fingerprint)
+        if parameter_count(spec, task.input_dim, task.output_dim) > ENSEMBLE_MAX_PARAMS and not fused_applies(spec, task):
+            key = (*key, "alone", i)  # big networks: stacking buys nothing, train one after another
+        groups.setdefault(key, []).append(i)
     return list(groups.values())
+
+
+ENSEMBLE_MAX_PARAMS = 250_000
+"""Above this many parameters per network the stacked ensemble path is no faster than the plain loop
+(its matmuls are already large), and stacking only costs memory; the fused path has no such limit."""
+
+
+def parameter_count(spec: RunSpec, input_dim: int, output_dim: int) -> int:
+    """Weights and biases of the run's MLP."""
+    widths = [input_dim, *spec.model.hidden_widths, output_dim]
+    out_bias = spec.model.bias if spec.model.output_bias is None else spec.model.output_bias
+    biases = [spec.model.bias] * (len(widths) - 2) + [out_bias]
+    return sum((a + int(b)) * c for a, c, b in zip(widths[:-1], widths[1:], biases))
+
 
 
 def data_fingerprint(task: Task) -> str:

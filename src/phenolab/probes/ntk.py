@@ -676,13 +676,15 @@ def ntk_probe(
     top: int = 10,
     reference_kernel: Tensor | np.ndarray | None = None,
     lga: bool = False,
+    matrix: bool = False,
 ) -> ProbeResult:
     """The empirical NTK (``outputs="trace"``) on at most ``points`` training inputs (evenly
     spaced indices). Keys: ``trace`` (tr K), ``alignment`` (centred kernel-target alignment with
     the task's targets, integer labels one-hot), ``eig_0`` .. ``eig_{top-1}`` (descending; NaN
     past n), ``distance`` (`relative_kernel_distance` to ``reference_kernel``, NaN without one),
     array ``eigenvalues`` (all, descending); with ``lga`` (classification): ``lga``, the
-    label-gradient alignment of the summed-output kernel."""
+    label-gradient alignment of the summed-output kernel; with ``matrix``: array ``kernel`` (n, n)
+    and array ``inputs`` (the points it was computed on), for comparisons made after the run."""
     idx = torch.as_tensor(_subsample(len(task.x_train), points))
     x = task.x_train[idx]
     kernel = empirical_ntk(model, x, method=method)
@@ -695,6 +697,9 @@ def ntk_probe(
         out[f"eig_{i}"] = float(values[i]) if i < len(values) else math.nan
     out["distance"] = math.nan if reference_kernel is None else relative_kernel_distance(kernel, reference_kernel)
     out["eigenvalues"] = values
+    if matrix:
+        out["kernel"] = _matrix(kernel)
+        out["inputs"] = x.detach().cpu().numpy()
     if lga:
         if task.kind != "classification":
             raise ValueError(f"lga=True needs a classification task, got kind={task.kind!r}")

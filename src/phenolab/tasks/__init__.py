@@ -11,7 +11,7 @@ from phenolab.tasks.base import Task
 from phenolab.tasks.digits import digits
 from phenolab.tasks.functions1d import expression, sines
 from phenolab.tasks.highdim import coordinate_sines, ridge, teacher
-from phenolab.tasks.synthetic import circle, gaussian_mixture, linear_teacher
+from phenolab.tasks.synthetic import gaussian_mixture, linear_teacher, product
 
 TASK_BUILDERS: dict[str, Callable[..., Task]] = {
     "sines": sines,
@@ -20,7 +20,7 @@ TASK_BUILDERS: dict[str, Callable[..., Task]] = {
     "ridge": ridge,
     "digits": digits,
     "coordinate_sines": coordinate_sines,
-    "circle": circle,
+    "product": product,
     "gaussian_mixture": gaussian_mixture,
     "linear_teacher": linear_teacher,
 }
@@ -32,5 +32,5 @@ def make_task(spec: DataSpec, seed: int, dtype: torch.dtype = torch.float32) -> 
     return TASK_BUILDERS[spec.kind](spec, generator, dtype)
 
 
-__all__ = ["Task", "make_task", "TASK_BUILDERS", "sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "circle",
+__all__ = ["Task", "make_task", "TASK_BUILDERS", "sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "product",
            "gaussian_mixture", "linear_teacher"]

@@ -1,4 +1,4 @@
-"""Synthetic tasks of the NTK and Hessian experiments: circle points, Gaussian mixtures, linear teachers."""
+"""Synthetic tasks of the NTK and Hessian experiments: x1 x2 products, Gaussian mixtures, linear teachers."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import math
 import torch
 from torch import Tensor
 
-from phenolab.config import CircleData, GaussianMixtureData, LinearTeacherData
+from phenolab.config import GaussianMixtureData, LinearTeacherData, ProductData
 from phenolab.tasks.base import Task
 
 
-def circle(spec: CircleData, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Task:
-    """x_i = (cos t_i, sin t_i), t_i = 2 pi i / n; y = x_1 x_2; no randomness (noise aside)."""
-    t = 2 * math.pi * torch.arange(spec.n_train, dtype=torch.float64) / spec.n_train
-    x = torch.stack([torch.cos(t), torch.sin(t)], dim=1)
+def product(spec: ProductData, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Task:
+    """y = x_1 x_2 with x_i = (cos t_i, sin t_i), t_i = 2 pi i / n (no randomness), or x_i ~ N(0, I_2)."""
+    if spec.sampling == "circle":
+        t = 2 * math.pi * torch.arange(spec.n_train, dtype=torch.float64) / spec.n_train
+        x = torch.stack([torch.cos(t), torch.sin(t)], dim=1)
+    else:
+        x = torch.randn(spec.n_train, 2, generator=generator, dtype=torch.float64)
 
     def target(z: Tensor) -> Tensor:
         return (z[:, 0] * z[:, 1])[:, None]
@@ -22,7 +25,7 @@ def circle(spec: CircleData, generator: torch.Generator, dtype: torch.dtype = to
     y = target(x)
     if spec.noise > 0:
         y = y + spec.noise * torch.randn(y.shape, generator=generator, dtype=torch.float64)
-    return Task(x_train=x.to(dtype), y_train=y.to(dtype), kind="regression", target=target, name="circle",
+    return Task(x_train=x.to(dtype), y_train=y.to(dtype), kind="regression", target=target, name="product",
                 info={"input_dim": 2})
 
 

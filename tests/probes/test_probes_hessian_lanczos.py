@@ -23,12 +23,7 @@ from phenolab.probes.lanczos import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _matrix(eigenvalues, seed: int = 0) -> np.ndarray:

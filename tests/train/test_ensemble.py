@@ -16,13 +16,7 @@ from phenolab.train import Recorder, generator, train
 from phenolab.train.ensemble import MemberResult, ensemble_key, train_ensemble
 from phenolab.train.loop import TrainResult
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: with a second busy process on two cores, two threads spin and crawl."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 TOL = 1e-5  # max abs weight difference, float32, after 200 steps

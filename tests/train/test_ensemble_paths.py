@@ -15,7 +15,9 @@ from phenolab.train.fused_relu1d import FusedRelu1d
 from phenolab.train.losses import mse
 from phenolab.train.recorder import BufferRecorder
 from phenolab.train.workers import split
-from test_ensemble import PROBES, one_thread, run_spec, task_of  # noqa: F401 (this folder is on sys.path)
+from test_ensemble import PROBES, run_spec, task_of  # this folder is on sys.path
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def stacked(models: list[torch.nn.Module]) -> list[torch.Tensor]:

@@ -17,12 +17,7 @@ from phenolab.train import generator, train
 from phenolab.train.ensemble import train_ensemble
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # -------------------------------------------------------------------------- coordinate check

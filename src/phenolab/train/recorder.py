@@ -35,7 +35,42 @@ _FLUSH_ROWS = 5000
 _FLUSH_SECONDS = 5.0
 
 
-class Recorder:
+class _Probing:
+    """`probe` for recorders: runs registered probes and records their scalars and arrays.
+    Probes that need a reference point get the parameters of the model's first probed step."""
+
+    _references: dict[int, dict[str, torch.Tensor]]  # subclasses set it, and define record / record_arrays
+
+    def probe(
+        self,
+        step: int,
+        model: nn.Module,
+        task_or_batch: Task | tuple[torch.Tensor, torch.Tensor],
+        probes: Sequence[str | ProbeSpec | Mapping[str, Any]] = ("loss",),
+    ) -> dict[str, float | np.ndarray]:
+        """Run registered probes on `model` and record their outputs under ``probe/key``."""
+        task = task_or_batch if isinstance(task_or_batch, Task) else Task.from_batch(*task_or_batch)
+        results: dict[str, float | np.ndarray] = {}
+        for spec in probes:
+            name, options = _probe_name_options(spec)
+            if needs_reference(name) and "reference" not in options:
+                options["reference"] = self._reference_of(model)
+            for key, value in run_probe(name, model, task, **options).items():
+                results[f"{name}/{key}"] = value
+        self.record(step, **{k: v for k, v in results.items() if not isinstance(v, np.ndarray)})
+        self.record_arrays(step, {k: v for k, v in results.items() if isinstance(v, np.ndarray)})
+        return results
+
+    def _reference_of(self, model: nn.Module) -> dict[str, torch.Tensor]:
+        """The parameters `model` had when this recorder first probed it (its initialization
+        when probing starts at step 0), kept for probes that measure change from it."""
+        key = id(model)
+        if key not in self._references:
+            self._references[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        return self._references[key]
+
+
+class Recorder(_Probing):
     """Buffers a run's scalars and arrays and writes them to the store in short transactions."""
 
     def __init__(
@@ -75,34 +110,6 @@ class Recorder:
         """Record arrays at `step`; each key's arrays are stacked over steps when the run closes."""
         for key, value in arrays.items():
             self._arrays.setdefault(key, []).append((int(step), np.asarray(value)))
-
-    def probe(
-        self,
-        step: int,
-        model: nn.Module,
-        task_or_batch: Task | tuple[torch.Tensor, torch.Tensor],
-        probes: Sequence[str | ProbeSpec | Mapping[str, Any]] = ("loss",),
-    ) -> dict[str, float | np.ndarray]:
-        """Run registered probes on `model` and record their outputs under ``probe/key``."""
-        task = task_or_batch if isinstance(task_or_batch, Task) else Task.from_batch(*task_or_batch)
-        results: dict[str, float | np.ndarray] = {}
-        for spec in probes:
-            name, options = _probe_name_options(spec)
-            if needs_reference(name) and "reference" not in options:
-                options["reference"] = self._reference_of(model)
-            for key, value in run_probe(name, model, task, **options).items():
-                results[f"{name}/{key}"] = value
-        self.record(step, **{k: v for k, v in results.items() if not isinstance(v, np.ndarray)})
-        self.record_arrays(step, {k: v for k, v in results.items() if isinstance(v, np.ndarray)})
-        return results
-
-    def _reference_of(self, model: nn.Module) -> dict[str, torch.Tensor]:
-        """The parameters `model` had when this recorder first probed it (its initialization
-        when probing starts at step 0), kept for probes that measure change from it."""
-        key = id(model)
-        if key not in self._references:
-            self._references[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return self._references[key]
 
     # ------------------------------------------------------------------ lifecycle
     def flush(self) -> None:
@@ -179,7 +186,7 @@ def iter_probe_specs(probes: Iterable[ProbeSpec], step: int, default_every: int,
     return [p for p in probes if last or step % (p.every or default_every) == 0]
 
 
-class BufferRecorder:
+class BufferRecorder(_Probing):
     """A `Recorder` that keeps everything in memory, for a process that cannot write the store.
 
     Same `record`, `record_arrays` and `probe` as `Recorder` (probes that need a reference
@@ -200,29 +207,6 @@ class BufferRecorder:
         """Keep arrays at `step`."""
         if arrays:
             self.events.append(("arrays", int(step), {k: np.asarray(v) for k, v in arrays.items()}))
-
-    def probe(
-        self,
-        step: int,
-        model: nn.Module,
-        task_or_batch: Task | tuple[torch.Tensor, torch.Tensor],
-        probes: Sequence[str | ProbeSpec | Mapping[str, Any]] = ("loss",),
-    ) -> dict[str, float | np.ndarray]:
-        """Run registered probes on `model` and keep their outputs under ``probe/key``."""
-        task = task_or_batch if isinstance(task_or_batch, Task) else Task.from_batch(*task_or_batch)
-        results: dict[str, float | np.ndarray] = {}
-        for spec in probes:
-            name, options = _probe_name_options(spec)
-            if needs_reference(name) and "reference" not in options:
-                key = id(model)
-                if key not in self._references:
-                    self._references[key] = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                options["reference"] = self._references[key]
-            for key, value in run_probe(name, model, task, **options).items():
-                results[f"{name}/{key}"] = value
-        self.record(step, **{k: v for k, v in results.items() if not isinstance(v, np.ndarray)})
-        self.record_arrays(step, {k: v for k, v in results.items() if isinstance(v, np.ndarray)})
-        return results
 
     def replay(self, into: Recorder | BufferRecorder) -> None:
         """Feed every kept record into `into`, in the order they were made."""

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from phenolab.probes.evaluate import _model_dtype_device
+from phenolab.probes.evaluate import evaluating, to_model_input
 from phenolab.probes.registry import ProbeResult, register_probe
 from phenolab.tasks.base import Task
 
@@ -54,19 +54,11 @@ def layer_values(model: nn.Module, x: Tensor, params: dict[str, Tensor] | None =
     model gives the outputs of its `nn.Linear` modules in the order they run (forward hooks).
     Runs in eval mode without gradients; each submodule's ``training`` flag is put back.
     """
-    dtype, device = _model_dtype_device(model)
-    if dtype is not None and x.is_floating_point():
-        x = x.to(device=device, dtype=dtype)
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            if callable(getattr(model, "preactivations", None)):
-                return _own_preactivations(model, x, params)
-            return _linear_outputs(model, x, params)
-    finally:
-        for module, flag in flags:
-            module.training = flag
+    x = to_model_input(model, x)
+    with evaluating(model):
+        if callable(getattr(model, "preactivations", None)):
+            return _own_preactivations(model, x, params)
+        return _linear_outputs(model, x, params)
 
 
 def _own_preactivations(model: nn.Module, x: Tensor, params: dict[str, Tensor] | None) -> list[Tensor]:

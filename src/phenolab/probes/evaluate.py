@@ -7,6 +7,9 @@ back afterwards, so a probe can run in the middle of training.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
 import torch
 from torch import nn
@@ -19,6 +22,29 @@ def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype | None, torch.dev
     return None, None
 
 
+def to_model_input(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`x` cast to the dtype and moved to the device of the model's first floating-point parameter
+    or buffer (unchanged for a model without any, or for integer inputs)."""
+    dtype, device = _model_dtype_device(model)
+    if dtype is not None and x.is_floating_point():
+        x = x.to(device=device, dtype=dtype)
+    return x
+
+
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[None]:
+    """Eval mode and no gradients for the block; every submodule's ``training`` flag is put back
+    afterwards, even on error."""
+    flags = [(module, module.training) for module in model.modules()]
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield
+    finally:
+        for module, flag in flags:
+            module.training = flag
+
+
 def predict(model: nn.Module, x: torch.Tensor | np.ndarray, batch_size: int | None = None) -> torch.Tensor:
     """Outputs ``model(x)`` under ``torch.no_grad()`` in eval mode, concatenated over batches.
 
@@ -26,21 +52,12 @@ def predict(model: nn.Module, x: torch.Tensor | np.ndarray, batch_size: int | No
     parameter or buffer; a model without any keeps ``x`` as it is. ``batch_size=None`` runs one
     batch. Each submodule's ``training`` flag is restored afterwards, even on error.
     """
-    x = torch.as_tensor(x)
-    dtype, device = _model_dtype_device(model)
-    if dtype is not None and x.is_floating_point():
-        x = x.to(device=device, dtype=dtype)
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        with torch.no_grad():
-            if batch_size is None or batch_size >= len(x):
-                out = model(x)
-            else:
-                out = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
-    finally:
-        for module, flag in flags:
-            module.training = flag
+    x = to_model_input(model, torch.as_tensor(x))
+    with evaluating(model):
+        if batch_size is None or batch_size >= len(x):
+            out = model(x)
+        else:
+            out = torch.cat([model(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
     if not isinstance(out, torch.Tensor):
         raise TypeError(f"the model must return a tensor, got {type(out).__name__}")
     return out.detach()

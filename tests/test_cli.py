@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from phenolab import cli
-from phenolab.store import Store
+from phenolab.store import Store, StoreError
 from phenolab.train import Recorder
 
 
@@ -123,9 +123,11 @@ def test_killed_run_is_marked_interrupted_and_resumes(tmp_path):
     done_before: list = []
     while time.monotonic() < deadline and len(done_before) < 9:
         time.sleep(0.2)
-        if store.exists():
+        try:  # the other process may not have written the schema yet
             with Store(store, readonly=True) as st:
                 done_before = [r for r in st.list_runs(kind="train") if r["status"] == "done"]
+        except StoreError:
+            continue
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(done_before) >= 9, "the first width did not finish in time"

@@ -9,7 +9,7 @@ from collections import Counter
 import pytest
 
 from phenolab.config import ConfigError
-from phenolab.store import Store
+from phenolab.store import Store, StoreError
 from phenolab.sweep import sweep_from_cli
 from phenolab.sweep.report import load_sweep_record, sweep_figures
 from phenolab.sweep.run import run_sweep
@@ -64,9 +64,11 @@ def test_killed_sweep_resumes_with_no_run_lost_or_doubled(tmp_path):
     deadline, done_before = time.monotonic() + 90, []
     while time.monotonic() < deadline and len(done_before) < 2:
         time.sleep(0.2)
-        if store.exists():
+        try:  # the other process may not have written the schema yet
             with Store(store, readonly=True) as st:
                 done_before = [r for r in st.list_runs(kind="train") if r["status"] == "done"]
+        except StoreError:
+            continue
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert len(done_before) >= 2, "the first point did not finish in time"

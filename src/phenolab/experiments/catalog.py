@@ -7,3 +7,4 @@ from phenolab.experiments import phase_diagram  # noqa: F401
 from phenolab.experiments import condensation  # noqa: F401
 from phenolab.experiments import initial_condensation  # noqa: F401
 from phenolab.experiments import ntk_convergence  # noqa: F401
+from phenolab.experiments import sharpness_width  # noqa: F401

@@ -2,16 +2,14 @@
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from phenolab import cli
-from phenolab.store import Store, StoreError
+from phenolab.store import Store
 from phenolab.train import Recorder
 
 
@@ -110,7 +108,7 @@ def test_list_runs_show_and_report(capsys, tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_run_is_marked_interrupted_and_resumes(tmp_path):
+def test_killed_run_is_marked_interrupted_and_resumes(tmp_path, kill_after_done_runs):
     """SIGKILL `phenolab run` once its first ensemble (one width of the phase diagram) is done:
     nothing finished is lost, and the same command completes the experiment reusing those runs."""
     from collections import Counter
@@ -118,18 +116,7 @@ def test_killed_run_is_marked_interrupted_and_resumes(tmp_path):
     store = tmp_path / "s.sqlite"
     cmd = [sys.executable, "-m", "phenolab.cli", "run", "phase-diagram", "widths=[100,400,1600,6400]",
            "--store", str(store)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 150
-    done_before: list = []
-    while time.monotonic() < deadline and len(done_before) < 9:
-        time.sleep(0.2)
-        try:  # the other process may not have written the schema yet
-            with Store(store, readonly=True) as st:
-                done_before = [r for r in st.list_runs(kind="train") if r["status"] == "done"]
-        except StoreError:
-            continue
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    done_before = kill_after_done_runs(cmd, store, 9, 150)
     assert len(done_before) >= 9, "the first width did not finish in time"
     with Store(store) as st:
         assert st.list_runs(kind="experiment")[0]["status"] == "interrupted"

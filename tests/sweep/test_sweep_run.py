@@ -1,15 +1,13 @@
 """Sweeps run every point into the store under one id, batch runs across points, resume after a kill."""
 
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
 
 from phenolab.config import ConfigError
-from phenolab.store import Store, StoreError
+from phenolab.store import Store
 from phenolab.sweep import sweep_from_cli
 from phenolab.sweep.report import load_sweep_record, sweep_figures
 from phenolab.sweep.run import run_sweep
@@ -54,23 +52,13 @@ def test_sweep_report_needs_a_known_sweep(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_sweep_resumes_with_no_run_lost_or_doubled(tmp_path):
+def test_killed_sweep_resumes_with_no_run_lost_or_doubled(tmp_path, kill_after_done_runs):
     """SIGKILL the sweep once its first point's runs are done; the same command then completes it,
     reusing what was done, and every training config ends done exactly once."""
     store = tmp_path / "s.sqlite"
     cmd = [sys.executable, "-m", "phenolab.cli", "sweep", "condensation", "--axis", "width=40,60,80,100",
            "--seeds", "1", "train.steps=2000", "--store", str(store)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline, done_before = time.monotonic() + 90, []
-    while time.monotonic() < deadline and len(done_before) < 2:
-        time.sleep(0.2)
-        try:  # the other process may not have written the schema yet
-            with Store(store, readonly=True) as st:
-                done_before = [r for r in st.list_runs(kind="train") if r["status"] == "done"]
-        except StoreError:
-            continue
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    done_before = kill_after_done_runs(cmd, store, 2, 90)
     assert len(done_before) >= 2, "the first point did not finish in time"
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=180)
     assert result.returncode == 0, result.stderr

@@ -19,7 +19,7 @@ from torch.func import functional_call
 from phenolab.config import ModelSpec
 from phenolab.models import build_model
 from phenolab.probes import run_probe
-from phenolab.probes.hessian import cross_entropy, hvp_operator, mse
+from phenolab.probes.hessian import SPECTRUM_MAX_PARAMS, cross_entropy, hessian_matrix, hvp_operator, mse
 from phenolab.tasks.base import Task
 
 
@@ -242,3 +242,58 @@ def test_probe_rejects_bad_k():
         run_probe("hessian", model, task, k=0)
     with pytest.raises(ValueError, match="k must"):
         run_probe("hessian", model, task, k=85)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_spectrum_is_every_eigenvalue_of_the_dense_hessian(case):
+    make_model, make_task, ref_loss, _ = CASES[case]
+    model, task = make_model(), make_task()
+    h = dense_hessian(model, ref_loss, task.x_train, task.y_train)
+    expected = np.linalg.eigvalsh(h)
+    out = run_probe("hessian", model, task, k=2, spectrum=True, trace=True, trace_samples=50)
+    spectrum = out["spectrum"]
+    assert spectrum.dtype == np.float64 and spectrum.shape == (h.shape[0],)
+    assert np.all(np.diff(spectrum) >= 0)  # ascending
+    np.testing.assert_allclose(spectrum, expected, rtol=0, atol=1e-10 * max(1.0, np.abs(expected).max()))
+    # the other keys come from the same dense matrix, and it cost n HVPs
+    np.testing.assert_allclose(out["top"], expected[::-1][:2], rtol=1e-8)
+    assert out["hvps"] == h.shape[0] and out["residual"] <= 1e-8
+    assert set(out) == {"top_0", "top_1", "top", "residual", "hvps", "trace", "trace_stderr", "spectrum"}
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 200])
+def test_hessian_matrix_against_dense_reference_for_any_chunk(chunk):
+    model, task = _tanh_net(4, 8, 3), _classification()
+    h = dense_hessian(model, _ce_ref, task.x_train, task.y_train)
+    got = hessian_matrix(model, cross_entropy, task.x_train, task.y_train, dtype=torch.float64, chunk=chunk)
+    assert got.dtype == torch.float64 and torch.equal(got, got.T)
+    np.testing.assert_allclose(got.numpy(), h, rtol=0, atol=1e-12 * max(1.0, np.abs(h).max()))
+
+
+def test_hessian_matrix_unused_parameters_and_unbatchable_models(monkeypatch):
+    model, task = _WithUnused(), _regression()
+    h = dense_hessian(model.net, _mse_ref, task.x_train, task.y_train)
+    got = hessian_matrix(model, mse, task.x_train, task.y_train, dtype=torch.float64).numpy()
+    assert got.shape == (87, 87) and np.all(got[:3] == 0) and np.all(got[:, :3] == 0)
+    np.testing.assert_allclose(got[3:, 3:], h, atol=1e-12)
+    # an operation without a batching rule: the batched backward raises, one HVP at a time instead
+    grad = torch.autograd.grad
+
+    def no_batching(*args, **kwargs):
+        if kwargs.get("is_grads_batched"):
+            raise RuntimeError("Batching rule not implemented")
+        return grad(*args, **kwargs)
+
+    monkeypatch.setattr(torch.autograd, "grad", no_batching)
+    again = hessian_matrix(model, mse, task.x_train, task.y_train, dtype=torch.float64).numpy()
+    np.testing.assert_allclose(again, got, rtol=0, atol=1e-13)
+
+
+def test_spectrum_refuses_large_models_before_any_work():
+    small, task = _tanh_net(), _regression()
+    with pytest.raises(ValueError, match="limited to 50 trainable parameters.*has 84"):
+        hessian_matrix(small, mse, task.x_train, task.y_train, max_params=50)
+    big = nn.Sequential(nn.Linear(3, 1250), nn.Tanh(), nn.Linear(1250, 1))  # 6251 parameters
+    assert sum(p.numel() for p in big.parameters()) > SPECTRUM_MAX_PARAMS == 5000
+    with pytest.raises(ValueError, match=f"spectrum: the dense Hessian is limited to {SPECTRUM_MAX_PARAMS}"):
+        run_probe("hessian", big, _regression(k=1), spectrum=True)

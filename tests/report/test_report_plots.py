@@ -142,3 +142,26 @@ def test_similarity_heatmap_keeps_the_matrix_and_the_colour_range():
     assert np.array_equal(image.get_array(), mat) and image.get_clim() == (-1.0, 1.0)
     with pytest.raises(ValueError, match="square"):
         similarity_heatmap(np.ones((2, 3)))
+
+
+def test_ranked_spectra_sorts_magnitudes_and_marks_negatives():
+    from phenolab.report.plots import ranked_spectra
+
+    small = np.array([-0.001, 1.0, 0.1, 0.0, 0.01])
+    large = np.linspace(2.0, 0.002, 50)
+    fig = ranked_spectra({"k=2": small, "k=4": large}, title="t", hlines={"outliers": 0.05})
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_xscale() == "log"
+    first, second, threshold = ax.lines
+    np.testing.assert_array_equal(first.get_xdata(), [1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(first.get_ydata(), [1.0, 0.1, 0.01, 0.001, 0.0])
+    np.testing.assert_array_equal(second.get_ydata(), large)
+    assert threshold.get_ydata()[0] == 0.05
+    crosses = [c for c in ax.collections if len(c.get_offsets())]
+    assert len(crosses) == 1 and np.array_equal(crosses[0].get_offsets(), [[4, 0.001]])
+    assert "negative (x)" in ax.get_legend_handles_labels()[1]
+    assert _png(fig).startswith(PNG_SIGNATURE)
+    assert ax.get_ylim()[0] < 1e-3  # no cut: the smallest nonzero magnitude shows
+    assert ranked_spectra({"k=2": small}, ymin=1e-2).axes[0].get_ylim()[0] == pytest.approx(1e-2)
+    with pytest.raises(ValueError, match="one-dimensional"):
+        ranked_spectra({"bad": np.ones((2, 3))})

@@ -366,3 +366,46 @@ def grid_heatmap(
     _decorate(ax, title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(False)
     return fig
+
+
+def ranked_spectra(
+    spectra: Mapping[str, Sequence[float] | np.ndarray],
+    *,
+    title: str = "",
+    ylabel: str = "|eigenvalue|",
+    hlines: Mapping[str, float] | None = None,
+    logx: bool = True,
+    ymin: float | None = None,
+) -> Figure:
+    """Each spectrum's magnitudes in decreasing order against their rank 1..n, on a log y axis.
+
+    Spectra of different sizes share the axes (e.g. Hessians of networks of different widths):
+    a few outliers show at the left, the bulk near zero as the long tail. Negative values are
+    drawn as crosses in their line's colour, exact zeros are masked. ``hlines`` draws a grey
+    horizontal line per threshold (e.g. an outlier or bulk cut-off; dashed, dotted, dash-dotted).
+    ``ymin`` cuts the y axis below (numerically zero eigenvalues would otherwise stretch it over
+    dozens of decades). Lines on the axes: one per spectrum, then one per threshold; the crosses
+    are one collection per spectrum that has any.
+    """
+    fig, ax = _new_axes()
+    for label, values in spectra.items():
+        arr = _as_1d(values, f"spectrum {label!r}")
+        order = np.argsort(-np.abs(arr), kind="stable")
+        rank = np.arange(1, arr.size + 1)
+        (line,) = ax.plot(rank, np.abs(arr[order]), label=label, linewidth=1.4)
+        negative = arr[order] < 0
+        if negative.any():
+            ax.scatter(rank[negative], -arr[order][negative], marker="x", s=10, linewidths=0.7,
+                       color=line.get_color(), label="_negative")
+    ax.set_yscale("log", nonpositive="mask")
+    if logx:
+        ax.set_xscale("log")
+    for (label, y), style in zip((hlines or {}).items(), ["--", ":", "-."] * 10):
+        ax.axhline(y, color="0.35", linestyle=style, linewidth=1.0, label=f"{label} = {y:.3g}")
+    if ymin is not None:
+        ax.set_ylim(bottom=ymin)
+    _decorate(ax, title=title, xlabel="rank (by |eigenvalue|)", ylabel=ylabel)
+    if any(np.any(_as_1d(v, "spectrum") < 0) for v in spectra.values()):
+        ax.scatter([], [], marker="x", s=10, color="0.3", label="negative (x)")
+    _legend(ax)
+    return fig

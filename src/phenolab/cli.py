@@ -96,6 +96,18 @@ class _Progress:
 
 
 # ------------------------------------------------------------------------------- commands
+@app.callback()
+def _global_options(
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1,
+        help="Threads per process for torch and BLAS (default: $PHENOLAB_THREADS or 1; phenolab's models are small)."),
+) -> None:
+    """A laboratory for the phenomena of neural-network training."""
+    from phenolab.threads import default_threads, set_threads
+
+    set_threads(threads if threads is not None else default_threads())
+
+
 @app.command("list")
 def list_cmd() -> None:
     """List the experiments of the catalog with their sources and claims."""

@@ -165,3 +165,26 @@ def test_ranked_spectra_sorts_magnitudes_and_marks_negatives():
     assert ranked_spectra({"k=2": small}, ymin=1e-2).axes[0].get_ylim()[0] == pytest.approx(1e-2)
     with pytest.raises(ValueError, match="one-dimensional"):
         ranked_spectra({"bad": np.ones((2, 3))})
+
+
+def test_loss_and_sharpness_two_panels_threshold_and_spike_shading() -> None:
+    from phenolab.report.plots import loss_and_sharpness
+
+    steps = np.arange(200)
+    loss = np.exp(-steps / 50.0) + 1e-3
+    sharp_steps = steps[::10]
+    sharpness = np.linspace(1.0, 2.2, sharp_steps.size)
+    fig = loss_and_sharpness(steps, loss, sharp_steps, sharpness, 2.0, spikes=[(50, 60, 80), (150, 170, None)],
+                             title="spikes")
+    top, bottom = fig.axes
+    assert top.get_yscale() == "log" and bottom.get_yscale() == "linear"
+    np.testing.assert_array_equal(top.lines[0].get_ydata(), loss)
+    np.testing.assert_array_equal(bottom.lines[0].get_ydata(), sharpness)
+    assert bottom.lines[1].get_ydata()[0] == 2.0  # the threshold line
+    assert len(top.patches) == 2 and len(bottom.patches) == 2  # one shaded span per spike and panel
+    assert top.patches[1].get_x() + top.patches[1].get_width() == pytest.approx(199)  # not ended: to the last step
+    legend = [t.get_text() for t in top.get_legend().get_texts()]
+    assert legend == ["training loss", "spike (onset to end)", "peak"]
+    assert _png(fig).startswith(PNG_SIGNATURE)
+    with pytest.raises(ValueError):
+        loss_and_sharpness(steps, loss[:-1], sharp_steps, sharpness, 2.0)

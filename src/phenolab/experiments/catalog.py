@@ -8,3 +8,5 @@ from phenolab.experiments import condensation  # noqa: F401
 from phenolab.experiments import initial_condensation  # noqa: F401
 from phenolab.experiments import ntk_convergence  # noqa: F401
 from phenolab.experiments import sharpness_width  # noqa: F401
+from phenolab.experiments import hessian_outliers  # noqa: F401
+from phenolab.experiments import loss_spike  # noqa: F401

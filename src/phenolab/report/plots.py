@@ -409,3 +409,49 @@ def ranked_spectra(
         ax.scatter([], [], marker="x", s=10, color="0.3", label="negative (x)")
     _legend(ax)
     return fig
+
+
+def loss_and_sharpness(
+    steps: Sequence[float] | np.ndarray,
+    loss: Sequence[float] | np.ndarray,
+    sharp_steps: Sequence[float] | np.ndarray,
+    sharpness: Sequence[float] | np.ndarray,
+    threshold: float,
+    *,
+    spikes: Sequence[tuple[float, float, float | None]] = (),
+    title: str = "",
+    sharpness_label: str = "$\\lambda_{max}$",
+    threshold_label: str = "$2/\\eta$",
+) -> Figure:
+    """Two panels over one step axis: the training loss (log scale) above, the sharpness (e.g.
+    lambda_max of the loss Hessian) below with its stability threshold (e.g. 2/eta) dashed.
+
+    Each spike ``(onset, peak, end)`` is shaded from onset to end (to the last step when ``end``
+    is None) on both panels, with the peak dotted. Non-positive losses are masked.
+    """
+    steps_arr, loss_arr = _as_1d(steps, "steps"), _as_1d(loss, "loss")
+    sharp_steps_arr, sharp_arr = _as_1d(sharp_steps, "sharp_steps"), _as_1d(sharpness, "sharpness")
+    if steps_arr.size != loss_arr.size:
+        raise ValueError(f"loss has {loss_arr.size} values for {steps_arr.size} steps")
+    if sharp_steps_arr.size != sharp_arr.size:
+        raise ValueError(f"sharpness has {sharp_arr.size} values for {sharp_steps_arr.size} steps")
+    fig = Figure(figsize=(FIGSIZE[0], FIGSIZE[1] * 1.5), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    for ax in (top, bottom):
+        ax.tick_params(labelsize=_TICK_SIZE)
+    top.plot(steps_arr, loss_arr, linewidth=1.0, color="C0", label="training loss")
+    top.set_yscale("log", nonpositive="mask")
+    bottom.plot(sharp_steps_arr, sharp_arr, linewidth=1.2, color="C1", label=sharpness_label)
+    bottom.axhline(threshold, color="0.35", linestyle="--", linewidth=1.0, label=f"{threshold_label} = {threshold:.4g}")
+    last = float(max(steps_arr.max(initial=0.0), sharp_steps_arr.max(initial=0.0)))
+    for i, (onset, peak, end) in enumerate(spikes):
+        for ax in (top, bottom):
+            ax.axvspan(onset, last if end is None else end, color="C3", alpha=0.15,
+                       label="spike (onset to end)" if i == 0 and ax is top else None)
+            ax.axvline(peak, color="C3", linestyle=":", linewidth=1.0,
+                       label="peak" if i == 0 and ax is top else None)
+    _decorate(top, title=title, xlabel="", ylabel="loss")
+    _decorate(bottom, title="", xlabel="training step", ylabel="sharpness")
+    _legend(top)
+    _legend(bottom)
+    return fig

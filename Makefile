@@ -4,8 +4,12 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 STAMP  := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
+# the peers of `make bench-peers` (neural-tangents, PyHessian) live in their own venv
+PEERS_PYTHON ?= python3.11
+PEERS_VENV   ?= .venv-peers
+PEERS_STAMP  := $(PEERS_VENV)/.installed
 
-.PHONY: install dev demo test verify clean
+.PHONY: install dev demo test verify clean bench-peers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +32,20 @@ demo: $(STAMP)
 
 test: $(DEVSTAMP)
 	$(BIN)/python -m pytest
+
+$(PEERS_VENV)/bin/python:
+	$(PEERS_PYTHON) -m venv $(PEERS_VENV)
+
+# torch first, pinned (the local CPU build), then the peers' pins; about 2 min and 3.4 GB
+$(PEERS_STAMP): $(PEERS_VENV)/bin/python benchmarks/peers-requirements.txt
+	$(PEERS_VENV)/bin/python -m pip install --quiet "torch==2.13.0"
+	$(PEERS_VENV)/bin/python -m pip install --quiet -r benchmarks/peers-requirements.txt
+	touch $@
+
+# phenolab vs neural-tangents (empirical NTK) and PyHessian (top Hessian eigenvalue), one table;
+# not part of `make test`
+bench-peers: $(STAMP) $(PEERS_STAMP)
+	$(BIN)/python benchmarks/peers.py --peer-python $(PEERS_VENV)/bin/python
 
 clean:
 	rm -rf $(VENV) phenolab-runs .pytest_cache

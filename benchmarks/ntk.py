@@ -26,17 +26,29 @@ import torch
 
 from phenolab.config import ModelSpec
 from phenolab.models import build_model
+from phenolab.models.mlp import MLP
 from phenolab.probes.ntk import empirical_ntk
+
+
+def call_times(fn, repeats: int, budget: float | None = None) -> tuple[list[float], list[float], torch.Tensor]:
+    """Wall times and process CPU times of ``repeats`` calls after one warm-up call, and the
+    last result; with a ``budget`` (seconds), fewer calls (at least 3) once the timed calls
+    have taken that long."""
+    result = fn()
+    times, cpu = [], []
+    for _ in range(repeats):
+        if budget is not None and len(times) >= 3 and sum(times) > budget:
+            break
+        start, start_cpu = time.perf_counter(), time.process_time()
+        result = fn()
+        times.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
+    return times, cpu, result
 
 
 def best_time(fn, repeats: int) -> tuple[float, torch.Tensor]:
     """Best wall time of ``repeats`` calls after one warm-up call, and the last result."""
-    result = fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - start)
+    times, _, result = call_times(fn, repeats)
     return min(times), result
 
 
@@ -44,10 +56,17 @@ def max_relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max() / b.double().abs().max())
 
 
-def bench(depth: int, methods: list[str], n: int, d: int, width: int, repeats: int) -> None:
+def workload(depth: int = 2, n: int = 256, d: int = 10, width: int = 512,
+             dtype: torch.dtype = torch.float32) -> tuple[MLP, torch.Tensor]:
+    """The benchmark's ReLU MLP (NTK parametrization, seed 0) and its n inputs x ~ N(0, I) (seed 1)."""
     spec = ModelSpec(width=width, depth=depth, activation="relu", parametrization="ntk")
-    model = build_model(spec, d, 1, torch.Generator().manual_seed(0), dtype=torch.float32)
-    x = torch.randn(n, d, generator=torch.Generator().manual_seed(1))
+    model = build_model(spec, d, 1, torch.Generator().manual_seed(0), dtype=dtype)
+    x = torch.randn(n, d, generator=torch.Generator().manual_seed(1)).to(dtype)
+    return model, x
+
+
+def bench(depth: int, methods: list[str], n: int, d: int, width: int, repeats: int) -> None:
+    model, x = workload(depth, n, d, width)
     size = sum(p.numel() for p in model.parameters())
     print(f"\nReLU MLP d={d}, {depth} hidden layer(s) of {width}, n={n}, P={size:,}, float32, 1 thread")
     results = {m: best_time(lambda m=m: empirical_ntk(model, x, method=m), repeats) for m in methods}

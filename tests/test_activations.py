@@ -16,3 +16,19 @@ def test_new_activations_and_their_multiplicity_match_a_taylor_expansion():
         multiplicity("relu")
     with pytest.raises(ValueError, match="allowed: relu"):
         get_activation("swish")
+
+
+def test_quadratic_activation_takes_its_parameter():
+    x = torch.tensor([-2.0, 0.5, 3.0], dtype=torch.float64)
+    assert torch.equal(get_activation("quadratic")(x), x + 0.5 * x * x)  # default c = 1
+    phi = get_activation("quadratic", 0.2)
+    torch.testing.assert_close(phi(x), x + 0.1 * x**2)
+    assert phi == get_activation("quadratic", 0.2) and phi != get_activation("quadratic", 0.3)
+    assert multiplicity("quadratic") == 1
+    import pickle
+
+    assert pickle.loads(pickle.dumps(phi)) == phi  # networks holding it go to worker processes
+    with pytest.raises(ValueError, match="takes no parameter"):
+        get_activation("tanh", 0.2)
+    with pytest.raises(ValueError, match="finite"):
+        get_activation("quadratic", float("nan"))

@@ -93,3 +93,30 @@ def test_yaml_file_errors_name_the_file(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text("model:\n  width: 5\n")
     assert load_yaml(good) == {"model": {"width": 5}}
+
+
+def test_committee_model_fields_are_validated_and_left_out_of_the_hash_at_their_defaults():
+    plain = canonical_json(ModelSpec())
+    assert all(key not in plain for key in ("activation_param", "fixed_readout", "centered"))
+    spec = validate(ModelSpec, {"activation": "quadratic", "activation_param": 0.2, "fixed_readout": 1.0,
+                                "centered": True})
+    assert (spec.activation_param, spec.fixed_readout, spec.centered) == (0.2, 1.0, True)
+    with pytest.raises(ConfigError, match=r"^model: activation_param is only used by a parametrized activation"):
+        validate(RunSpec, {"model": {"activation": "tanh", "activation_param": 0.2}})
+    with pytest.raises(ConfigError, match=r"model.activation_param: input should be a finite number, got inf"):
+        validate(RunSpec, {"model": {"activation": "quadratic", "activation_param": float("inf")}})
+    with pytest.raises(ConfigError, match=r"model.fixed_readout: input should be a finite number"):
+        validate(RunSpec, {"model": {"fixed_readout": float("nan")}})
+    with pytest.raises(ConfigError, match=r"^model: fixed_readout .* init.antisymmetric"):
+        validate(RunSpec, {"model": {"width": 4, "fixed_readout": 1.0, "init": {"antisymmetric": True}}})
+    with pytest.raises(ConfigError, match=r"model.centered: input should be a valid boolean"):
+        validate(RunSpec, {"model": {"centered": "maybe"}})
+
+
+def test_quadratic_teacher_data_kind():
+    spec = validate(RunSpec, {"data": {"kind": "quadratic_teacher", "input_dim": 10, "n_train": 30, "n_test": 5}})
+    assert (spec.data.kind, spec.data.input_dim, spec.data.n_train, spec.data.n_test) == ("quadratic_teacher", 10, 30, 5)
+    with pytest.raises(ConfigError, match=r"data.input_dim: must be > 0, got 0"):
+        validate(RunSpec, {"data": {"kind": "quadratic_teacher", "input_dim": 0}})
+    with pytest.raises(ConfigError, match=r"data.kind: must be one of .*quadratic_teacher"):
+        validate(RunSpec, {"data": {"kind": "cubic_teacher"}})

@@ -43,7 +43,9 @@ PosFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Seeds = Annotated[list[int], Field(min_length=1)]
 
-Activation = Literal["relu", "tanh", "sigmoid", "gelu", "sin", "xtanh", "x2tanh", "linear"]
+Activation = Literal["relu", "tanh", "sigmoid", "gelu", "sin", "xtanh", "x2tanh", "linear", "quadratic"]
+PARAMETRIZED_ACTIVATIONS = ("quadratic",)  # activations that take model.activation_param
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 Parametrization = Literal["standard", "ntk", "mean_field", "mup"]
 
 
@@ -90,6 +92,18 @@ class ModelSpec(Spec):
     multipliers, initialization and per-layer learning rates as m / base_width (the mup
     package's base shape). It is left out of the canonical JSON while None, so configs without
     it keep their hash.
+
+    Options of a committee machine (Kumar et al. 2023, arXiv:2310.06110: f(x) = (alpha/N)
+    sum_i phi(w_i . x), readouts fixed to 1, trained as the centred predictor), each left out of
+    the canonical JSON at its default so that older configs keep their hash:
+
+    - ``activation_param``: the parameter of a parametrized activation (``quadratic``:
+      sigma(h) = h + (c/2) h^2 with c = activation_param; None = its default, c = 1);
+    - ``fixed_readout``: every output weight equals this value and is not trained (None, the
+      default: the output layer is initialized and trained as usual; an output bias, if any, trains);
+    - ``centered``: the network outputs f(x; theta) - f(x; theta_0), theta_0 its own initial
+      parameters (kept as buffers), so f = 0 at initialization and the NTK is unchanged
+      (Chizat, Oyallon & Bach 2019's centring; Kumar et al.'s centred predictor, App. 8.1).
     """
 
     kind: Literal["mlp"] = "mlp"
@@ -105,6 +119,9 @@ class ModelSpec(Spec):
     input_dim: PosInt | None = None
     output_dim: PosInt | None = None
     base_width: PosInt | None = Field(default=None, exclude_if=lambda v: v is None)
+    activation_param: FiniteFloat | None = Field(default=None, exclude_if=lambda v: v is None)
+    fixed_readout: FiniteFloat | None = Field(default=None, exclude_if=lambda v: v is None)
+    centered: bool = Field(default=False, exclude_if=lambda v: not v)
 
     @property
     def hidden_widths(self) -> list[int]:
@@ -122,6 +139,14 @@ class ModelSpec(Spec):
         if self.base_width is not None and self.parametrization != "mup":
             raise ValueError(f"base_width is only used by parametrization=mup, got base_width={self.base_width} "
                              f"with parametrization={self.parametrization!r}")
+        if self.activation_param is not None and self.activation not in PARAMETRIZED_ACTIVATIONS:
+            raise ValueError(f"activation_param is only used by a parametrized activation "
+                             f"({', '.join(PARAMETRIZED_ACTIVATIONS)}), got activation_param={self.activation_param} "
+                             f"with activation={self.activation!r}")
+        if self.fixed_readout is not None and self.init.antisymmetric:
+            raise ValueError(f"fixed_readout sets every output weight to one value, init.antisymmetric negates "
+                             f"half of them; give one of them, got fixed_readout={self.fixed_readout} with "
+                             "init.antisymmetric=true")
         if self.init.antisymmetric and (len(self.hidden_widths) != 1 or self.hidden_widths[0] % 2):
             raise ValueError(f"init.antisymmetric needs a two-layer net (depth 1) of even width, "
                              f"got hidden widths {self.hidden_widths}")
@@ -274,9 +299,19 @@ class DigitsData(_DataBase):
         return self
 
 
+class QuadraticTeacherData(_DataBase):
+    """x ~ N(0, I_d / d), y = (1/2) (beta . x)^2 with beta ~ N(0, I_d) drawn once (Kumar et al. 2023,
+    arXiv:2310.06110 section 5; spec specs_ntk_nonlinearity.md section 3). The task's ``info["beta"]``
+    holds beta (d, 1), and it can draw fresh inputs (``Task.sample``) for Monte-Carlo test losses."""
+
+    kind: Literal["quadratic_teacher"] = "quadratic_teacher"
+    input_dim: PosInt = 50
+    n_train: PosInt = 200
+
+
 DataSpec = Annotated[
     Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData, CoordinateSinesData, ProductData,
-          GaussianMixtureData, LinearTeacherData],
+          GaussianMixtureData, LinearTeacherData, QuadraticTeacherData],
     Field(discriminator="kind"),
 ]
 
@@ -441,7 +476,7 @@ def validate(cls: type[Spec], data: dict[str, Any]) -> Any:
 
 
 _DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "product", "gaussian_mixture",
-               "linear_teacher")
+               "linear_teacher", "quadratic_teacher")
 
 
 def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> list[str]:

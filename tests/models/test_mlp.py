@@ -178,3 +178,56 @@ def test_output_bias_can_be_switched_off_alone():
     spec = ModelSpec(width=8, bias=True, output_bias=False)
     model = build_model(spec, 2, 1, torch.Generator().manual_seed(0))
     assert model.layers[0].bias is not None and model.layers[1].bias is None
+
+
+def committee(width=6, d=3, alpha=0.7, eps=0.3, **kw) -> MLP:
+    s = spec(width=width, activation="quadratic", activation_param=eps, bias=False, fixed_readout=1.0,
+             centered=True, output_scale=alpha / width, init={"std": 1.0}, **kw)
+    return build_model(s, d, 1, gen(), dtype=torch.float64)
+
+
+def test_committee_machine_is_the_centred_quadratic_committee():
+    """f(x) = (alpha/N) sum_i [phi(w_i . x) - phi(w_i(0) . x)], phi(h) = h + (eps/2) h^2, readouts 1."""
+    model = committee()
+    x = torch.randn(7, 3, generator=gen(1), dtype=torch.float64)
+    assert torch.equal(model.layers[1].weight, torch.ones(1, 6, dtype=torch.float64))
+    assert not model.layers[1].weight.requires_grad
+    assert torch.equal(model(x), torch.zeros(7, 1, dtype=torch.float64))  # centred: 0 at init
+    w0 = model.layers[0].weight.detach().clone()
+    with torch.no_grad():
+        model.layers[0].weight.add_(0.1 * torch.randn(6, 3, generator=gen(2), dtype=torch.float64))
+    w = model.layers[0].weight.detach()
+
+    def phi(h):
+        return h + 0.15 * h**2
+
+    expected = 0.7 / 6 * (phi(x @ w.T) - phi(x @ w0.T)).sum(1, keepdim=True)
+    torch.testing.assert_close(model(x), expected)
+    torch.testing.assert_close(model.preactivations(x)[-1], expected)
+    assert sorted(model.state_dict()) == ["layers.0.weight", "layers.1.weight", "reference.weight_0",
+                                          "reference.weight_1"]
+    assert [p.shape for g in model.param_groups(0.1, "gd") for p in g["params"]] == [(6, 3)]  # readout frozen
+    torch.testing.assert_close(model.initial_parameters()[0][0], w0)
+    with pytest.raises(ValueError, match="not centred"):
+        build_model(spec(width=4), 3, 1, gen()).initial_parameters()
+
+
+def test_fixed_readout_does_not_train_and_keeps_the_random_streams():
+    fixed = build_model(spec(width=5, fixed_readout=2.0), 3, 2, gen())
+    free = build_model(spec(width=5), 3, 2, gen())
+    assert torch.equal(fixed.layers[0].weight, free.layers[0].weight)  # same draws for the hidden layer
+    assert torch.equal(fixed.layers[1].weight, torch.full((2, 5), 2.0))
+    x = torch.randn(4, 3, generator=gen(1))
+    fixed(x).sum().backward()
+    assert fixed.layers[1].weight.grad is None and fixed.layers[0].weight.grad is not None
+    assert fixed.layers[1].bias.grad is not None  # an output bias still trains
+
+
+def test_centred_net_with_biases_and_depth_two_is_zero_at_init_and_pickles():
+    import pickle
+
+    model = build_model(spec(widths=[5, 4], activation="quadratic", centered=True), 3, 2, gen())
+    x = torch.randn(6, 3, generator=gen(1))
+    assert model(x).abs().max().item() == 0.0
+    clone = pickle.loads(pickle.dumps(model))
+    torch.testing.assert_close(clone(x), model(x))

@@ -201,3 +201,19 @@ def test_linear_teacher_is_linear_in_x():
     task = make_task(data(kind="linear_teacher", input_dim=5, n_train=50), seed=0)
     beta = torch.linalg.lstsq(task.x_train.double(), task.y_train.double()).solution
     assert torch.allclose(beta, task.info["beta"].double(), atol=1e-4)
+
+
+def test_quadratic_teacher_target_inputs_and_fresh_samples():
+    task = make_task(data(kind="quadratic_teacher", input_dim=8, n_train=2000, n_test=50), seed=0)
+    beta = task.info["beta"].double()
+    x = task.x_train.double()
+    torch.testing.assert_close(task.y_train.double(), 0.5 * (x @ beta) ** 2, rtol=1e-5, atol=1e-6)
+    assert task.x_test.shape == (50, 8) and task.y_test.shape == (50, 1)
+    # x ~ N(0, I/d): E |x|^2 = 1
+    assert (x**2).sum(1).mean().item() == pytest.approx(1.0, abs=0.05)
+    fresh = task.sample(3000, torch.Generator().manual_seed(1))
+    assert fresh.shape == (3000, 8) and fresh.dtype == task.x_train.dtype
+    assert (fresh.double() ** 2).sum(1).mean().item() == pytest.approx(1.0, abs=0.05)
+    assert torch.equal(fresh, task.sample(3000, torch.Generator().manual_seed(1)))
+    again = make_task(data(kind="quadratic_teacher", input_dim=8, n_train=2000, n_test=50), seed=0)
+    assert torch.equal(again.x_train, task.x_train) and torch.equal(again.info["beta"], task.info["beta"])

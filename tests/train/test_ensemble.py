@@ -13,7 +13,7 @@ from phenolab.models import build_model
 from phenolab.store import Store
 from phenolab.tasks import Task, make_task
 from phenolab.train import Recorder, generator, train
-from phenolab.train.ensemble import MemberResult, ensemble_key, train_ensemble
+from phenolab.train.ensemble import MemberResult, ensemble_key, fused_applies, train_ensemble
 from phenolab.train.loop import TrainResult
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -213,3 +213,62 @@ def test_other_architectures_and_losses(model, data, loss):
     task = task_of(specs[0])
     for member, spec in zip(train_ensemble(task, specs), specs):
         assert_same(member, *alone(spec, task))
+
+
+def committee_spec(seed: int, alpha: float, *, eps: float = 0.2, optimizer: str = "gd", lr: float | None = None,
+                   centered: bool = True, steps: int = 150, **train: Any) -> RunSpec:
+    """Kumar et al.'s committee machine: quadratic activation, readouts fixed to 1, centred output."""
+    width = 16
+    return validate(RunSpec, {
+        "model": {"width": width, "activation": "quadratic", "activation_param": eps, "bias": False,
+                  "fixed_readout": 1.0, "centered": centered, "output_scale": alpha / width, "init": {"std": 1.0}},
+        "data": {"kind": "quadratic_teacher", "input_dim": 6, "n_train": 24, "seed": 0},
+        "train": {"optimizer": optimizer, "lr": lr if lr is not None else width / (4 * alpha**2), "steps": steps,
+                  "probe_every": 50, **train},
+        "seed": seed,
+    })
+
+
+@pytest.mark.parametrize("optimizer,extra,lrs", [
+    ("gd", {}, [None, None, None]),
+    ("sgd", {"batch_size": 8, "momentum": 0.5}, [2.0, 1.0, 0.5]),  # minibatches: the centred offsets are gathered
+    ("adam", {"batch_size": 8}, [1e-2, 3e-3, 1e-3]),
+])
+def test_committee_members_with_fixed_readout_and_centring_equal_the_plain_trainer(optimizer, extra, lrs):
+    """Members that differ in alpha (output scale and lr) share one stack; the frozen readout
+    stays 1, the centred output is the plain trainer's."""
+    specs = [committee_spec(seed, alpha, optimizer=optimizer, lr=lr, **extra)
+             for seed, (alpha, lr) in enumerate(zip([0.5, 1.0, 2.0], lrs))]
+    task = task_of(specs[0])
+    assert len({ensemble_key(s, 6, 1) for s in specs}) == 1
+    assert not fused_applies(specs[0], task)
+    for member, spec in zip(train_ensemble(task, specs), specs):
+        result, weights = alone(spec, task)
+        assert_same(member, result, weights)
+        assert torch.equal(member.state["layers.1.weight"], torch.ones(1, 16))
+        assert member.final_loss < 0.9 * float((task.y_train**2).mean())  # it trained
+
+
+def test_activation_parameter_and_centring_are_part_of_the_ensemble_key():
+    base = committee_spec(0, 1.0)
+    assert ensemble_key(base, 6, 1) == ensemble_key(committee_spec(1, 2.0), 6, 1)
+    assert ensemble_key(base, 6, 1) != ensemble_key(committee_spec(0, 1.0, eps=0.4), 6, 1)
+    assert ensemble_key(base, 6, 1) != ensemble_key(committee_spec(0, 1.0, centered=False), 6, 1)
+    relu = validate(RunSpec, {**run_spec(0).model_dump(), "model": {**run_spec(0).model.model_dump(),
+                                                                    "fixed_readout": 1.0}})
+    assert not fused_applies(relu, task_of(relu))
+    with pytest.raises(ValueError, match="path=fused"):
+        train_ensemble(task_of(relu), [relu], path="fused")
+
+
+def test_a_centred_members_state_loads_into_its_model():
+    spec = committee_spec(0, 1.0, steps=20)
+    task = task_of(spec)
+    (member,) = train_ensemble(task, [spec, committee_spec(1, 2.0, steps=20)])[:1]
+    model = build_model(spec.model, 6, 1, generator(spec.seed, "model"))
+    reference = {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(member.state)  # strict: parameters and the reference buffers
+    assert torch.equal(model.reference.weight_0, reference["reference.weight_0"])
+    with torch.no_grad():
+        loss = float(((model(task.x_train) - task.y_train) ** 2).mean())
+    assert loss == pytest.approx(member.final_loss, rel=1e-5)

@@ -10,3 +10,4 @@ from phenolab.experiments import ntk_convergence  # noqa: F401
 from phenolab.experiments import sharpness_width  # noqa: F401
 from phenolab.experiments import hessian_outliers  # noqa: F401
 from phenolab.experiments import loss_spike  # noqa: F401
+from phenolab.experiments import lazy_rich  # noqa: F401

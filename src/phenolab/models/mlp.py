@@ -4,6 +4,11 @@ Layer l computes h_l = mult_l * (W_l h_{l-1}) + b_l (see `parametrization`); hid
 apply the activation, and the network output is output_scale * h_{L+1}. A depth-1 net is the
 two-layer network f(x) = sum_k a_k sigma(w_k . x + b_k). The parametrization's per-layer
 learning-rate scales (muP's) reach the optimizer through `MLP.param_groups`.
+
+Committee-machine options (`ModelSpec`): ``activation_param`` (the quadratic activation's c);
+``fixed_readout = v``: the output weights are all v and frozen (``requires_grad`` False, left out
+of `MLP.param_groups`); ``centered``: the output is f(x; theta) - f(x; theta_0), with theta_0 the
+initial parameters kept as buffers ``reference.weight_{l}`` / ``reference.bias_{l}``.
 """
 
 from __future__ import annotations
@@ -49,10 +54,19 @@ class MLP(nn.Module):
             skip_init(nn.Linear, n_in, n_out, bias=bias, dtype=dtype)
             for n_in, n_out, bias in zip(widths[:-1], widths[1:], biases)
         )
-        self.sigma = get_activation(spec.activation)
+        self.sigma = get_activation(spec.activation, spec.activation_param)
         self.multipliers = layer_multipliers(spec, input_dim)
         self.output_scale = float(spec.output_scale)
         self._init_weights(generator)
+        if spec.fixed_readout is not None:
+            self.layers[-1].weight.requires_grad_(False)
+        self.reference: nn.Module | None = None
+        if spec.centered:
+            self.reference = nn.Module()
+            for l, layer in enumerate(self.layers):
+                self.reference.register_buffer(f"weight_{l}", layer.weight.detach().clone())
+                if layer.bias is not None:
+                    self.reference.register_buffer(f"bias_{l}", layer.bias.detach().clone())
 
     @torch.no_grad()
     def _init_weights(self, generator: torch.Generator) -> None:
@@ -60,6 +74,7 @@ class MLP(nn.Module):
 
         Antisymmetric (m units): w_{k+m/2} = w_k, b_{k+m/2} = b_k, a_{k+m/2} = -a_k, output bias 0,
         so f = 0 exactly in exact arithmetic (rounding-level, ~1e-7 relative, in floating point).
+        ``fixed_readout = v``: every output weight is v.
         """
         input_dim = self.layers[0].in_features
         stds = layer_stds(self.spec, input_dim)
@@ -77,23 +92,44 @@ class MLP(nn.Module):
                 hidden.bias[half:] = hidden.bias[:half]
             if out.bias is not None:
                 out.bias.zero_()  # otherwise f(x) = b_out at init, not 0
+        if self.spec.fixed_readout is not None:
+            self.layers[-1].weight.fill_(self.spec.fixed_readout)
 
     def forward(self, x: Tensor) -> Tensor:
-        *hidden, out = self.layers
-        for layer, mult in zip(hidden, self.multipliers):
-            x = self.sigma(_affine(layer, mult, x))
-        return self.output_scale * _affine(out, self.multipliers[-1], x)
+        f = self._output(x, self._live())
+        return f if self.reference is None else f - self._output(x, self.initial_parameters())
+
+    def _live(self) -> list[tuple[Tensor, Tensor | None]]:
+        return [(layer.weight, layer.bias) for layer in self.layers]
+
+    def initial_parameters(self) -> list[tuple[Tensor, Tensor | None]]:
+        """The initial (weight, bias) of every layer of a centred net (its reference buffers; bias
+        None for a layer without one). ValueError for a net that is not centred."""
+        ref = self.reference
+        if ref is None:
+            raise ValueError("initial_parameters: this network is not centred (model.centered=false)")
+        return [(getattr(ref, f"weight_{l}"), getattr(ref, f"bias_{l}", None)) for l in range(len(self.layers))]
+
+    def _output(self, x: Tensor, params: list[tuple[Tensor, Tensor | None]]) -> Tensor:
+        """output_scale * h_{L+1} of the uncentred net with the given (weight, bias) per layer."""
+        *hidden, out = params
+        for (weight, bias), mult in zip(hidden, self.multipliers):
+            x = self.sigma(_affine_with(weight, bias, mult, x))
+        return self.output_scale * _affine_with(*out, self.multipliers[-1], x)
 
     def preactivations(self, x: Tensor) -> list[Tensor]:
         """[h_1, ..., h_L, f]: every hidden layer's pre-activation mult_l (W_l h_{l-1}) + b_l, then
-        the network output f = output_scale * h_{L+1}, computed as `forward` computes them."""
+        the network output f = output_scale * h_{L+1} (minus its value at theta_0 for a centred
+        net), computed as `forward` computes them."""
         *hidden, out = self.layers
         values = []
+        z = x
         for layer, mult in zip(hidden, self.multipliers):
-            h = _affine(layer, mult, x)
+            h = _affine(layer, mult, z)
             values.append(h)
-            x = self.sigma(h)
-        values.append(self.output_scale * _affine(out, self.multipliers[-1], x))
+            z = self.sigma(h)
+        f = self.output_scale * _affine(out, self.multipliers[-1], z)
+        values.append(f if self.reference is None else f - self._output(x, self.initial_parameters()))
         return values
 
     def lr_scales(self, optimizer: OptimizerName) -> dict[str, float]:
@@ -109,11 +145,13 @@ class MLP(nn.Module):
 
     def param_groups(self, lr: float, optimizer: OptimizerName) -> list[dict[str, Any]]:
         """torch.optim parameter groups with learning rate lr * scale; parameters of equal scale
-        share a group (in registration order), so a net without per-layer scales is one group."""
+        share a group (in registration order), so a net without per-layer scales is one group.
+        Frozen parameters (``requires_grad`` False: a fixed readout) are left out."""
         scales = self.lr_scales(optimizer)
         groups: dict[float, list[nn.Parameter]] = {}
         for name, p in self.named_parameters():
-            groups.setdefault(scales[name], []).append(p)
+            if p.requires_grad:
+                groups.setdefault(scales[name], []).append(p)
         return [{"params": params, "lr": lr * scale} for scale, params in groups.items()]
 
     def neurons(self) -> tuple[Tensor, Tensor | None, Tensor]:
@@ -121,6 +159,7 @@ class MLP(nn.Module):
 
         w = mult_1 W_1 (m, d); b = b_1 (m,) or None without biases;
         a = output_scale * mult_2 W_2^T (m, out); c = output_scale * b_2 (not returned).
+        A centred net (``model.centered``) outputs that minus its value at the initial parameters.
         """
         if len(self.layers) != 2:
             raise ValueError(f"neurons() needs a two-layer net (depth 1), this one has {len(self.layers) - 1} hidden layers")
@@ -131,13 +170,26 @@ class MLP(nn.Module):
         return w, b, a
 
     def extra_repr(self) -> str:
-        return f"parametrization={self.spec.parametrization}, output_scale={self.output_scale}"
+        extra = "".join(f", {name}={value}" for name, value in (
+            ("activation_param", self.spec.activation_param), ("fixed_readout", self.spec.fixed_readout),
+            ("centered", self.spec.centered or None)) if value is not None)
+        return f"parametrization={self.spec.parametrization}, output_scale={self.output_scale}{extra}"
 
 
 def _affine(layer: nn.Linear, mult: float, x: Tensor) -> Tensor:
     """mult * (W x) + BIAS_MULTIPLIER * b."""
-    h = mult * F.linear(x, layer.weight)
-    return h + BIAS_MULTIPLIER * layer.bias if layer.bias is not None else h
+    return _affine_with(layer.weight, layer.bias, mult, x)
+
+
+def _affine_with(weight: Tensor, bias: Tensor | None, mult: float, x: Tensor) -> Tensor:
+    """mult * (W x) + BIAS_MULTIPLIER * b for the given weight and bias (None: no bias); a factor
+    1 is skipped (multiplying by 1.0 is exact, so the result is the same, one pass cheaper)."""
+    h = F.linear(x, weight)
+    if mult != 1.0:
+        h = mult * h
+    if bias is None:
+        return h
+    return h + (BIAS_MULTIPLIER * bias if BIAS_MULTIPLIER != 1.0 else bias)
 
 
 def _normal(shape: torch.Size, std: float, generator: torch.Generator) -> Tensor:

@@ -11,7 +11,7 @@ from phenolab.tasks.base import Task
 from phenolab.tasks.digits import digits
 from phenolab.tasks.functions1d import expression, sines
 from phenolab.tasks.highdim import coordinate_sines, ridge, teacher
-from phenolab.tasks.synthetic import gaussian_mixture, linear_teacher, product
+from phenolab.tasks.synthetic import gaussian_mixture, linear_teacher, product, quadratic_teacher
 
 TASK_BUILDERS: dict[str, Callable[..., Task]] = {
     "sines": sines,
@@ -23,6 +23,7 @@ TASK_BUILDERS: dict[str, Callable[..., Task]] = {
     "product": product,
     "gaussian_mixture": gaussian_mixture,
     "linear_teacher": linear_teacher,
+    "quadratic_teacher": quadratic_teacher,
 }
 
 
@@ -33,4 +34,4 @@ def make_task(spec: DataSpec, seed: int, dtype: torch.dtype = torch.float32) -> 
 
 
 __all__ = ["Task", "make_task", "TASK_BUILDERS", "sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "product",
-           "gaussian_mixture", "linear_teacher"]
+           "gaussian_mixture", "linear_teacher", "quadratic_teacher"]

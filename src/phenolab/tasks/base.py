@@ -16,7 +16,10 @@ class Task:
     labels for classification. For 1-D tasks sampled on a uniform grid, ``grid`` is True and
     the training inputs are sorted, so a DFT over them is meaningful. ``target`` evaluates the
     noiseless target function on new inputs (None for real data). ``info`` holds anything a
-    probe or an experiment may want (frequencies, amplitudes, class count, ...).
+    probe or an experiment may want (frequencies, amplitudes, class count, ...). ``sample(n,
+    generator)`` draws n fresh inputs (n, d) from the training inputs' distribution, in the
+    task's dtype, for Monte-Carlo estimates of the population loss (None where the task has no
+    such distribution, e.g. a grid or real data).
     """
 
     x_train: torch.Tensor
@@ -28,6 +31,7 @@ class Task:
     target: Callable[[torch.Tensor], torch.Tensor] | None = field(default=None, compare=False)
     name: str = "task"
     info: dict[str, Any] = field(default_factory=dict, compare=False)
+    sample: Callable[[int, torch.Generator], torch.Tensor] | None = field(default=None, compare=False)
 
     @property
     def input_dim(self) -> int:

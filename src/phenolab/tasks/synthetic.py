@@ -1,4 +1,5 @@
-"""Synthetic tasks of the NTK and Hessian experiments: x1 x2 products, Gaussian mixtures, linear teachers."""
+"""Synthetic tasks of the NTK and Hessian experiments: x1 x2 products, Gaussian mixtures, linear and
+quadratic teachers."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import math
 import torch
 from torch import Tensor
 
-from phenolab.config import GaussianMixtureData, LinearTeacherData, ProductData
+from phenolab.config import GaussianMixtureData, LinearTeacherData, ProductData, QuadraticTeacherData
 from phenolab.tasks.base import Task
 
 
@@ -64,3 +65,29 @@ def linear_teacher(spec: LinearTeacherData, generator: torch.Generator,
                 x_test=x[spec.n_train:].to(dtype) if has_test else None,
                 y_test=y[spec.n_train:].to(dtype) if has_test else None, kind="regression", target=target,
                 name="linear_teacher", info={"beta": beta.to(dtype), "input_dim": d})
+
+
+def quadratic_teacher(spec: QuadraticTeacherData, generator: torch.Generator,
+                      dtype: torch.dtype = torch.float32) -> Task:
+    """beta ~ N(0, I_d) (drawn first), x ~ N(0, I_d / d), y = (1/2) (beta . x)^2 (Kumar et al. 2023,
+    arXiv:2310.06110 section 5); noise only on the training targets. ``sample(n, generator)`` draws
+    fresh inputs from N(0, I_d / d)."""
+    d, n = spec.input_dim, spec.n_train + spec.n_test
+    beta = torch.randn(d, 1, generator=generator, dtype=torch.float64)
+    x = torch.randn(n, d, generator=generator, dtype=torch.float64) / math.sqrt(d)
+
+    def target(z: Tensor) -> Tensor:
+        return 0.5 * (z @ beta.to(z.dtype)) ** 2
+
+    def sample(count: int, gen: torch.Generator) -> Tensor:
+        return (torch.randn(count, d, generator=gen, dtype=torch.float64) / math.sqrt(d)).to(dtype)
+
+    y = target(x)
+    y_train = y[: spec.n_train]
+    if spec.noise > 0:
+        y_train = y_train + spec.noise * torch.randn(y_train.shape, generator=generator, dtype=torch.float64)
+    has_test = spec.n_test > 0
+    return Task(x_train=x[: spec.n_train].to(dtype), y_train=y_train.to(dtype),
+                x_test=x[spec.n_train:].to(dtype) if has_test else None,
+                y_test=y[spec.n_train:].to(dtype) if has_test else None, kind="regression", target=target,
+                name="quadratic_teacher", info={"beta": beta.to(dtype), "input_dim": d}, sample=sample)

@@ -51,7 +51,8 @@ def ensemble_key(spec: RunSpec, input_dim: int, output_dim: int, data_key: str |
     """What members must share to train together: data (seed resolved), architecture, schedule.
 
     Members may differ in seed, `model.init`, `model.output_scale`, `train.lr`, `stop_ratio`,
-    `restart_on_jump`, `max_restarts`, `max_loss` and `time_limit`. `data_key`, when given,
+    `restart_on_jump`, `max_restarts`, `max_loss` and `time_limit`; they share the activation and
+    its `activation_param`, `fixed_readout` and `centered` (both supported on the stacked path). `data_key`, when given,
     stands for the data instead of its spec (e.g. a hash of the tensors, so that seeds whose
     data are identical, as on a fixed grid, can share an ensemble).
     """
@@ -60,7 +61,8 @@ def ensemble_key(spec: RunSpec, input_dim: int, output_dim: int, data_key: str |
     model, tr = spec.model, spec.train
     return (
         data_key if data_key is not None else canonical_json(data),
-        tuple(model.hidden_widths), model.activation, model.bias,
+        tuple(model.hidden_widths), model.activation, model.activation_param, model.fixed_readout, model.centered,
+        model.bias,
         model.bias if model.output_bias is None else model.output_bias, model.parametrization, model.base_width,
         int(input_dim), int(output_dim),
         tr.optimizer, tr.loss, tr.batch_size, tr.steps, tr.dtype, tr.momentum, tr.probe_every,
@@ -108,7 +110,8 @@ def train_ensemble(
     if path not in ("auto", "fused", "stacked"):
         raise ValueError(f"path: must be one of auto, fused, stacked, got {path!r}")
     if path == "fused" and not fused_applies(specs[0], task):
-        raise ValueError("path=fused needs two-layer ReLU nets on 1-D inputs trained with MSE")
+        raise ValueError("path=fused needs two-layer ReLU nets on 1-D inputs trained with MSE, every parameter "
+                         "trained (no model.fixed_readout) and no model.centered")
     if workers < 1:
         raise ValueError(f"workers: must be >= 1, got {workers}")
     dtype = torch.float64 if tr.dtype == "float64" else torch.float32

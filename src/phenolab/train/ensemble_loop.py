@@ -43,13 +43,16 @@ class MemberResult(TrainResult):
 
 
 def fused_applies(spec: RunSpec, task: Task) -> bool:
-    """Whether the fused path computes this ensemble's gradients: two-layer ReLU, 1-D input, MSE."""
+    """Whether the fused path computes this ensemble's gradients: two-layer ReLU, 1-D input, MSE,
+    every parameter trained (no fixed readout) and no centring."""
     return (
         len(spec.model.hidden_widths) == 1
         and spec.model.activation == "relu"
         and task.input_dim == 1
         and spec.train.loss == "mse"
         and task.y_train.is_floating_point()
+        and spec.model.fixed_readout is None
+        and not spec.model.centered
     )
 
 
@@ -74,23 +77,33 @@ class _Member:
 
 
 class _Stack:
-    """The members still training, row by row: stacked parameters, optimizer state, gradients."""
+    """The members still training, row by row: stacked parameters, optimizer state, gradients.
+
+    Every parameter is stacked (the state and the probes need them all); frozen ones
+    (``requires_grad`` False, a fixed readout) get no gradient buffer and no optimizer state."""
 
     def __init__(self, members: list[_Member], gradients: Gradients, optimizer_spec: RunSpec) -> None:
         self.members = members
-        self.names = [name for name, _ in members[0].model.named_parameters()]
+        named = dict(members[0].model.named_parameters())
+        self.names = list(named)
+        self.trainable = [named[name].requires_grad for name in self.names]
         self.params = [
             torch.stack([dict(m.model.named_parameters())[name].detach() for m in members]) for name in self.names
         ]
         self.initial = [p.clone() for p in self.params]
-        self.grads = [torch.empty_like(p) for p in self.params]
+        self.grads = [torch.empty_like(p) for p in self.trained]
         self.scale = torch.tensor([m.spec.model.output_scale for m in members], dtype=torch.float64)
         self.max_loss = torch.tensor([m.spec.train.max_loss for m in members], dtype=torch.float64)
         tr = optimizer_spec.train
         scales = members[0].model.lr_scales(tr.optimizer)  # per-layer lr factors (muP), shared by all members
-        self.optimizer = StackedOptimizer(tr.optimizer, self.params, [m.lr for m in members], tr.momentum,
-                                          [scales[name] for name in self.names])
+        self.optimizer = StackedOptimizer(tr.optimizer, self.trained, [m.lr for m in members], tr.momentum,
+                                          [scales[n] for n, t in zip(self.names, self.trainable) if t])
         self.gradients = gradients
+
+    @property
+    def trained(self) -> list[Tensor]:
+        """The stacked parameters that train (all but the frozen ones), in parameter order."""
+        return [p for p, t in zip(self.params, self.trainable) if t]
 
     def __len__(self) -> int:
         return len(self.members)
@@ -108,7 +121,10 @@ class _Stack:
         self.gradients.select(index)
 
     def state(self, row: int) -> dict[str, Tensor]:
-        return {name: p[row].clone() for name, p in zip(self.names, self.params)}
+        """Member `row`'s parameters, and its model's buffers (a centred net's initial parameters),
+        keyed as its `MLP`'s state dict."""
+        buffers = {name: b.detach().clone() for name, b in self.members[row].model.named_buffers()}
+        return {**buffers, **{name: p[row].clone() for name, p in zip(self.names, self.params)}}
 
     def restart(self, rows: list[int]) -> None:
         """Back to the initial weights with a fresh optimizer at each member's (halved) lr."""
@@ -166,7 +182,7 @@ class _Run:
         self.members = [_Member(i, s, models[i], recorders[i], s.train.lr) for i, s in enumerate(specs)]
         for mem in self.members:
             mem.model.train()
-        self.stack = _Stack(self.members, _make_gradients(path, specs[0], task, models[0]), specs[0])
+        self.stack = _Stack(self.members, _make_gradients(path, specs[0], task, models), specs[0])
         self.plans = _batch_plans(len(task.x_train), specs)
         self.probes = specs[0].probes
         self.results: list[MemberResult | None] = [None] * len(specs)
@@ -199,7 +215,7 @@ class _Run:
                 stack.keep(rows)
                 if not len(stack):
                     return False
-        stack.optimizer.step(stack.params, stack.grads)
+        stack.optimizer.step(stack.trained, stack.grads)
         if restarted:
             stack.restart(restarted)
         if self.timed:
@@ -283,15 +299,25 @@ def _member_step(mem: _Member, step: int, value: float) -> str | None:
     return None
 
 
-def _make_gradients(path: PathName, spec: RunSpec, task: Task, model: MLP) -> Gradients:
-    """The gradient path: fused where it applies (or is asked for), else stacked."""
+def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[MLP]) -> Gradients:
+    """The gradient path: fused where it applies (or is asked for), else stacked. A centred
+    ensemble's stacked path subtracts each member's output at its initial parameters (the
+    buffers of its `MLP`); frozen parameters get no gradient."""
+    model = models[0]
     mults = model.multipliers
     biases = [layer.bias is not None for layer in model.layers]
     if path == "fused" or (path == "auto" and fused_applies(spec, task)):
         return FusedRelu1d(task.x_train, task.y_train, mult1=mults[0], mult2=mults[1],
                            hidden_bias=biases[0], output_bias=biases[1])
+    reference = None
+    if spec.model.centered:
+        initial = [m.initial_parameters() for m in models]
+        reference = [torch.stack([member[l][k] for member in initial])
+                     for l in range(len(biases)) for k in (0, 1) if k == 0 or biases[l]]
     return StackedMLP(task.x_train, task.y_train, widths=spec.model.hidden_widths, multipliers=mults,
-                      sigma=model.sigma, biases=biases, loss=spec.train.loss)
+                      sigma=model.sigma, biases=biases, loss=spec.train.loss,
+                      trainable=[p.requires_grad for p in model.parameters()], reference=reference,
+                      reference_scale=[m.output_scale for m in models])
 
 
 def _batch_plans(n: int, specs: Sequence[RunSpec]) -> list[Callable[[int], Tensor | None]] | None:

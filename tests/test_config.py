@@ -120,3 +120,13 @@ def test_quadratic_teacher_data_kind():
         validate(RunSpec, {"data": {"kind": "quadratic_teacher", "input_dim": 0}})
     with pytest.raises(ConfigError, match=r"data.kind: must be one of .*quadratic_teacher"):
         validate(RunSpec, {"data": {"kind": "cubic_teacher"}})
+
+
+def test_probe_start_is_validated_and_left_out_of_the_hash_at_its_default():
+    from phenolab.config import ProbeSpec, RunSpec, config_hash
+
+    base = RunSpec(probes=[ProbeSpec(name="loss")])
+    assert config_hash(RunSpec(probes=[ProbeSpec(name="loss", start=0)])) == config_hash(base)
+    assert config_hash(RunSpec(probes=[ProbeSpec(name="loss", start=1)])) != config_hash(base)
+    with pytest.raises(ConfigError, match=r"probes\.0\.start|probes\[0\]\.start"):
+        validate(RunSpec, {"probes": [{"name": "loss", "start": -1}]})

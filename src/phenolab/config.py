@@ -337,10 +337,13 @@ class TrainSpec(Spec):
 
 
 class ProbeSpec(Spec):
-    """A registered probe and its options; ``every`` overrides train.probe_every for this probe."""
+    """A registered probe and its options; ``every`` overrides train.probe_every for this probe;
+    ``start``: the first step at which it runs on that schedule (default 0, the initialization;
+    e.g. 1 for a costly probe wanted only after training). Every probe runs after the last step."""
 
     name: str
     every: PosInt | None = None
+    start: Annotated[int, Field(ge=0)] = Field(default=0, exclude_if=lambda v: v == 0)
     options: dict[str, Any] = {}
 
 

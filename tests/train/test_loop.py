@@ -87,12 +87,15 @@ def test_probes_are_scheduled_and_recorded(tmp_path):
     task = toy_task()
     spec = TrainSpec(optimizer="adam", lr=0.01, steps=30, probe_every=10)
     with Recorder(store, "toy", spec, kind="train") as rec:
-        train(toy_model(), task, spec, probes=[ProbeSpec(name="loss"), ProbeSpec(name="frequency", every=15)],
+        train(toy_model(), task, spec, probes=[ProbeSpec(name="loss"), ProbeSpec(name="frequency", every=15),
+                                               ProbeSpec(name="outputs", every=4, start=13)],
               recorder=rec)
     m = store.metrics(rec.run_id)
     loss_steps = sorted(m[m.name == "loss/train"].step)
     assert loss_steps == [0, 10, 20, 30]
     assert sorted(set(m[m.name == "frequency/rel_err_0"].step)) == [0, 15, 30]
+    outputs = store.load_artifact(rec.run_id, "outputs/y_pred")
+    assert list(outputs["steps"]) == [16, 20, 24, 28, 30]  # from step 13 on, every 4, and the last
     assert sorted(m[m.name == "loss"].step) == list(range(31))
     art = store.load_artifact(rec.run_id, "frequency/rel_err")
     assert list(art["steps"]) == [0, 15, 30] and art["values"].shape[0] == 3

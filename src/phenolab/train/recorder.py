@@ -182,8 +182,9 @@ def _config_dict(config: Any) -> dict[str, Any]:
 
 def iter_probe_specs(probes: Iterable[ProbeSpec], step: int, default_every: int,
                      last: bool) -> list[ProbeSpec]:
-    """The probes due at `step`: every `every` steps (or train.probe_every), and at the last step."""
-    return [p for p in probes if last or step % (p.every or default_every) == 0]
+    """The probes due at `step`: every `every` steps (or train.probe_every) from their `start`
+    step on, and at the last step."""
+    return [p for p in probes if last or (step >= p.start and step % (p.every or default_every) == 0)]
 
 
 class BufferRecorder(_Probing):

@@ -10,6 +10,7 @@ import pytest
 
 from phenolab.store import Store, StoreError
 from phenolab.store import sqlite as store_sqlite
+from phenolab.store.schema import SCHEMA_VERSION
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
@@ -118,9 +119,10 @@ def test_empty_file_becomes_a_store(tmp_path: Path) -> None:
         st.create_run(kind="train", name="x", config={}, config_hash="h")
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == "1"
+    assert dict(conn.execute("SELECT key, value FROM meta"))["schema_version"] == str(SCHEMA_VERSION)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    assert {"meta", "runs", "metrics", "artifacts"} <= tables
+    assert {"meta", "runs", "metrics", "artifacts", "run_config", "run_summary", "run_final_metrics",
+            "run_checks"} <= tables
     conn.close()
 
 

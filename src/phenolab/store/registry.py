@@ -34,10 +34,27 @@ from phenolab.store.encoding import from_json, iso, run_from_row, seconds_betwee
 from phenolab.store.errors import StoreError
 from phenolab.store.liveness import hostname, owner_gone, process_start
 from phenolab.store.paths import default_store_path
-from phenolab.store.schema import FINAL_STATUSES, RUN_STATUSES, classify, create_schema
+from phenolab.store.schema import (
+    FINAL_STATUSES,
+    RUN_STATUSES,
+    SCHEMA_VERSION,
+    classify,
+    create_schema,
+    stored_version,
+    temporary_summary,
+    upgrade,
+)
+from phenolab.store.summary import (
+    insert_config,
+    refresh_final_metrics,
+    where_condition,
+    where_terms,
+    write_summary,
+)
 
 FIGURE_DPI = 110
-_RUN_FILTERS = ("name", "kind", "status", "parent_id", "sweep_id")
+# rows sampled per index by ANALYZE: statistics good enough for the planner at a bounded cost
+ANALYSIS_LIMIT = 1000
 
 
 @functools.lru_cache(maxsize=1)
@@ -63,6 +80,7 @@ class Store:
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._conn: sqlite3.Connection | None = None
+        self._summary_missing = False  # a read-only older store: summary tables still to build in TEMP
         self._conn = self._open_readonly() if readonly else self._open_readwrite()
         if not readonly:
             try:
@@ -77,7 +95,24 @@ class Store:
         if state != "store":
             detail = " (the file is empty)" if state == "empty" else ""
             raise StoreError(f"no phenolab store at {self.path}{detail}")
-        return db.connect_readonly(self.path)
+        conn = db.connect_readonly(self.path)
+        try:
+            with db.translated_errors(self.path):
+                self._summary_missing = stored_version(conn) < SCHEMA_VERSION
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    @contextmanager
+    def _summarized(self) -> Iterator[sqlite3.Connection]:
+        """`_reading`, with the summary tables there: a read-only older store gets them as TEMP
+        tables built from its runs on the first query that needs them (the file is untouched)."""
+        with self._reading() as conn:
+            if self._summary_missing:
+                temporary_summary(conn)
+                self._summary_missing = False
+            yield conn
 
     def _open_readwrite(self) -> sqlite3.Connection:
         state = db.inspect_file(self.path)
@@ -89,6 +124,8 @@ class Store:
             if state != "store":
                 self._initialize(conn)
             db.enable_wal(conn, self.path)
+            with db.translated_errors(self.path):
+                upgrade(conn, self.path)  # an older store gains the summary tables, back-filled
         except BaseException:
             conn.close()
             raise
@@ -123,12 +160,14 @@ class Store:
         with self._writing() as conn:
             for r in gone:
                 ended = r["heartbeat"] or r["started"]
-                conn.execute(
+                cursor = conn.execute(
                     "UPDATE runs SET status = 'interrupted', error = ?, finished = ?, duration_s = ? "
                     "WHERE id = ? AND status = 'running'",
                     (f"process {r['pid']} on {r['hostname']} ended without finishing the run",
                      ended, seconds_between(r["started"], ended), r["id"]),
                 )
+                if cursor.rowcount:
+                    write_summary(conn, r["id"])
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -216,7 +255,9 @@ class Store:
             if parent_id is not None:
                 self._require_run(conn, parent_id)
             cursor = conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", tuple(values.values()))
-            return int(cursor.lastrowid)
+            run_id = int(cursor.lastrowid)
+            insert_config(conn, run_id, from_json(values["config"]))
+            return run_id
 
     def heartbeat(self, run_id: int) -> None:
         """Record that the run's process is alive now."""
@@ -252,6 +293,7 @@ class Store:
                 (status, error, summary_json, verdict_json, passed, now, now,
                  seconds_between(started, now), _run_id(run_id)),
             )
+            write_summary(conn, _run_id(run_id))
 
     def find_done(self, kind: str, name: str, config_hash: str) -> int | None:
         """Id of the newest 'done' run of that kind, name and config hash, or None."""
@@ -276,21 +318,108 @@ class Store:
         status: str | None = None,
         parent_id: int | None = None,
         sweep_id: str | None = None,
+        experiment: str | int | None = None,
+        where: Mapping[str, Any] | Iterable[str] | None = None,
         limit: int | None = None,
     ) -> list[dict[str, Any]]:
-        """Runs matching every given filter, newest first, at most `limit`."""
+        """Runs matching every given filter, newest first, at most `limit`.
+
+        `sweep_id`: the sweep's own run, its experiment runs and their training runs.
+        `experiment`: training runs of an experiment, through their parent: a name (every run of
+        that experiment) or an experiment run's id (its children and the runs its summary lists,
+        which another point of a sweep may have trained). `where`: config fields, as a dict
+        ``{"model.width": 100}`` or strings ``["model.width=100", "init.gamma=1.5"]``; numbers
+        compare numerically (100 matches 100.0), strings exactly, lists as their JSON text.
+        ValueError for a bad status or a malformed `where`.
+        """
         if status is not None and status not in RUN_STATUSES:
             raise ValueError(f"status must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
-        given = {"name": name, "kind": kind, "status": status, "parent_id": parent_id, "sweep_id": sweep_id}
-        where = [f"{column} = ?" for column, value in given.items() if value is not None]
+        terms = where_terms(where)
+        given = {"name": name, "kind": kind, "status": status, "parent_id": parent_id}
+        clauses = [f"{column} = ?" for column, value in given.items() if value is not None]
         params: list[Any] = [value for value in given.values() if value is not None]
-        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        with self._reading() as conn:
+        if sweep_id is not None:
+            clauses.append("(sweep_id = ? OR parent_id IN (SELECT id FROM runs WHERE sweep_id = ?))")
+            params += [sweep_id, sweep_id]
+        if terms:
+            parts = [where_condition(key, value) for key, value in terms]
+            clauses.append("id IN (" + " INTERSECT ".join(sql for sql, _ in parts) + ")")
+            params += [p for _, values in parts for p in values]
+        with (self._summarized() if terms else self._reading()) as conn:
+            if isinstance(experiment, str) and not experiment.isdigit():
+                clauses.append("parent_id IN (SELECT id FROM runs WHERE kind = 'experiment' AND name = ?)")
+                params.append(experiment)
+            elif experiment is not None:
+                parent = int(experiment)
+                listed = self._listed_runs(conn, parent)
+                clauses.append(f"(parent_id = ? OR id IN ({', '.join('?' for _ in listed)}))" if listed
+                               else "parent_id = ?")
+                params += [parent, *listed]
+            sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(clauses) if clauses else "") + " ORDER BY id DESC"
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(int(limit))
             rows = conn.execute(sql, params).fetchall()
         return [run_from_row(dict(r)) for r in rows]
+
+    @staticmethod
+    def _listed_runs(conn: sqlite3.Connection, run_id: int) -> list[int]:
+        """Run ids an experiment run's summary lists under ``runs`` (label -> id)."""
+        row = conn.execute("SELECT summary FROM runs WHERE id = ?", (run_id,)).fetchone()
+        summary = from_json(row[0]) if row is not None else None
+        listed = summary.get("runs") if isinstance(summary, dict) else None
+        if not isinstance(listed, dict):
+            return []
+        return sorted({v for v in listed.values() if isinstance(v, int) and not isinstance(v, bool)})
+
+    def config_keys(self) -> list[str]:
+        """Every config field path that some run has (e.g. 'model.width'), sorted."""
+        with self._summarized() as conn:
+            # a loose index scan: one index seek per distinct key, however many runs there are
+            rows = conn.execute(
+                "WITH RECURSIVE k(key) AS (SELECT MIN(key) FROM run_config UNION ALL "
+                "SELECT (SELECT MIN(key) FROM run_config WHERE key > k.key) FROM k WHERE k.key IS NOT NULL) "
+                "SELECT key FROM k WHERE key IS NOT NULL"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def has_config_key(self, key: str) -> bool:
+        """Whether some run has config field `key`."""
+        with self._summarized() as conn:
+            return conn.execute("SELECT 1 FROM run_config WHERE key = ? LIMIT 1", (key,)).fetchone() is not None
+
+    def experiment_names(self) -> list[str]:
+        """Names of the experiments that have runs of kind 'experiment' in the store, sorted."""
+        with self._reading() as conn:
+            rows = conn.execute("SELECT DISTINCT name FROM runs WHERE kind = 'experiment' ORDER BY name").fetchall()
+        return [r[0] for r in rows]
+
+    def summaries(self, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """The summary of each finished run among `run_ids` (running ones are left out): the
+        run_summary columns, ``final`` {metric: value at its last step}, ``final_step`` {metric:
+        that step} and ``checks`` [{name, measured, op, threshold, passed}] of a verdict."""
+        ids = sorted({_run_id(i) for i in run_ids})
+        result: dict[int, dict[str, Any]] = {}
+        with self._summarized() as conn:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ", ".join("?" for _ in chunk)
+                for row in conn.execute(f"SELECT * FROM run_summary WHERE run_id IN ({marks})", chunk):
+                    entry = dict(row)
+                    if entry["passed"] is not None:
+                        entry["passed"] = bool(entry["passed"])
+                    result[entry["run_id"]] = {**entry, "final": {}, "final_step": {}, "checks": []}
+                for row in conn.execute("SELECT run_id, name, step, value FROM run_final_metrics "
+                                        f"WHERE run_id IN ({marks}) ORDER BY run_id, name", chunk):
+                    entry = result[row[0]]
+                    entry["final"][row[1]] = np.nan if row[3] is None else row[3]
+                    entry["final_step"][row[1]] = row[2]
+                for row in conn.execute("SELECT run_id, name, measured, op, threshold, passed FROM run_checks "
+                                        f"WHERE run_id IN ({marks}) ORDER BY run_id, position", chunk):
+                    result[row[0]]["checks"].append({
+                        "name": row[1], "measured": row[2], "op": row[3], "threshold": row[4],
+                        "passed": None if row[5] is None else bool(row[5])})
+        return result
 
     def children(self, run_id: int) -> list[dict[str, Any]]:
         """Runs whose parent is `run_id`, in id order."""
@@ -314,6 +443,7 @@ class Store:
                 "INSERT OR REPLACE INTO metrics (run_id, name, step, value) VALUES (?, ?, ?, ?)",
                 (_metric_row(rid, i, row) for i, row in enumerate(rows)),
             )
+            refresh_final_metrics(conn, rid)  # only if the run had already finished
 
     def metrics(self, run_id: int, names: Sequence[str] | None = None) -> pd.DataFrame:
         """Long format: columns step, name, value, sorted by name then step."""
@@ -415,10 +545,14 @@ class Store:
 
     # ------------------------------------------------------------------ maintenance
     def optimize(self) -> None:
-        """``PRAGMA optimize``: refresh the planner's statistics (after a sweep)."""
+        """Refresh the planner's statistics after bulk writes (the end of an experiment or sweep):
+        ``ANALYZE`` on a sample of each index (``analysis_limit``, so it stays fast on millions of
+        metric rows), then ``PRAGMA optimize``."""
         if self.readonly:
             raise StoreError(f"the store {self.path} is opened read-only")
         with self._reading() as conn:
+            conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+            conn.execute("ANALYZE")
             conn.execute("PRAGMA optimize")
 
 

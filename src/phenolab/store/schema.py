@@ -6,8 +6,11 @@ import sqlite3
 from pathlib import Path
 
 from phenolab.store.errors import StoreError
+from phenolab.store.summary import backfill, summary_ddl
 
-SCHEMA_VERSION = 1
+# 1: runs, metrics, artifacts. 2: the summary tables (run_config, run_summary, run_final_metrics,
+# run_checks; see summary.py), created and back-filled when a version-1 store is opened to write.
+SCHEMA_VERSION = 2
 APPLICATION = "phenolab"
 # Written to the SQLite header (offset 68) as a second marker; "phnl" in ASCII.
 APPLICATION_ID = 0x70686E6C
@@ -72,6 +75,7 @@ DDL: tuple[str, ...] = (
         created    TEXT NOT NULL,
         UNIQUE (run_id, kind, name)
     )""",
+    *summary_ddl(),
 )
 
 
@@ -115,6 +119,55 @@ def classify(conn: sqlite3.Connection, path: Path) -> str:
     if version < 1:
         raise StoreError(f"{path}: phenolab store with an invalid schema version {version}")
     return "store"
+
+
+def stored_version(conn: sqlite3.Connection) -> int:
+    """The schema version recorded in `meta` (of a store `classify` accepted)."""
+    row = conn.execute("SELECT value FROM main.meta WHERE key = 'schema_version'").fetchone()
+    return int(row[0])
+
+
+def upgrade(conn: sqlite3.Connection, path: Path) -> bool:
+    """Bring an older store up to `SCHEMA_VERSION` in one write transaction; True if it changed.
+
+    Re-reads the version under the write lock, so that two processes opening the same old store
+    upgrade it once. Adds tables only: nothing that was stored is changed or dropped.
+    """
+    if stored_version(conn) >= SCHEMA_VERSION:
+        return False
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        classify(conn, path)  # still ours and not newer, now that the file is locked
+        version = stored_version(conn)
+        if version < 2:
+            for statement in summary_ddl():
+                conn.execute(statement)
+            backfill(conn)
+        if version < SCHEMA_VERSION:
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
+            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('upgraded_from', ?)", (str(version),))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
+    return version < SCHEMA_VERSION
+
+
+def temporary_summary(conn: sqlite3.Connection) -> None:
+    """On a read-only connection to an older store: the summary tables as TEMP tables, filled from
+    its runs, so that queries work unchanged; the file itself is never written. The caller decides
+    when (`Store` does it on the first query that needs them)."""
+    conn.execute("BEGIN")
+    try:
+        for statement in summary_ddl("temp", references=False):
+            conn.execute(statement)
+        backfill(conn, "temp")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.rollback()
+        raise
 
 
 def create_schema(conn: sqlite3.Connection, created: str) -> None:

@@ -4,6 +4,15 @@ import pytest
 import torch
 
 
+@pytest.fixture(autouse=True, scope="session")
+def cli_thread_policy():
+    """The suite runs under the command line's policy (`phenolab.threads`): one torch and BLAS
+    thread per process, so its times do not collapse when the machine is shared."""
+    from phenolab.threads import set_threads
+
+    set_threads(1)
+
+
 @pytest.fixture()
 def one_thread():
     """One torch thread for tiny kernels: with two threads they mostly synchronize, and on a busy

@@ -4,6 +4,7 @@ quadratic teachers."""
 from __future__ import annotations
 
 import math
+from typing import Any, Callable
 
 import torch
 from torch import Tensor
@@ -56,15 +57,7 @@ def linear_teacher(spec: LinearTeacherData, generator: torch.Generator,
     def target(z: Tensor) -> Tensor:
         return z @ beta.to(z.dtype)
 
-    y = target(x)
-    y_train = y[: spec.n_train]
-    if spec.noise > 0:
-        y_train = y_train + spec.noise * torch.randn(y_train.shape, generator=generator, dtype=torch.float64)
-    has_test = spec.n_test > 0
-    return Task(x_train=x[: spec.n_train].to(dtype), y_train=y_train.to(dtype),
-                x_test=x[spec.n_train:].to(dtype) if has_test else None,
-                y_test=y[spec.n_train:].to(dtype) if has_test else None, kind="regression", target=target,
-                name="linear_teacher", info={"beta": beta.to(dtype), "input_dim": d})
+    return _teacher_task(spec, x, target, generator, dtype, "linear_teacher", {"beta": beta.to(dtype), "input_dim": d})
 
 
 def quadratic_teacher(spec: QuadraticTeacherData, generator: torch.Generator,
@@ -82,6 +75,15 @@ def quadratic_teacher(spec: QuadraticTeacherData, generator: torch.Generator,
     def sample(count: int, gen: torch.Generator) -> Tensor:
         return (torch.randn(count, d, generator=gen, dtype=torch.float64) / math.sqrt(d)).to(dtype)
 
+    return _teacher_task(spec, x, target, generator, dtype, "quadratic_teacher",
+                         {"beta": beta.to(dtype), "input_dim": d}, sample=sample)
+
+
+def _teacher_task(spec: LinearTeacherData | QuadraticTeacherData, x: Tensor, target: Callable[[Tensor], Tensor],
+                  generator: torch.Generator, dtype: torch.dtype, name: str, info: dict[str, Any],
+                  sample: Callable[[int, torch.Generator], Tensor] | None = None) -> Task:
+    """The regression task y = target(x) on float64 inputs x (n_train + n_test rows): the first
+    n_train rows train, with Gaussian noise of std ``spec.noise`` on their targets only."""
     y = target(x)
     y_train = y[: spec.n_train]
     if spec.noise > 0:
@@ -90,4 +92,4 @@ def quadratic_teacher(spec: QuadraticTeacherData, generator: torch.Generator,
     return Task(x_train=x[: spec.n_train].to(dtype), y_train=y_train.to(dtype),
                 x_test=x[spec.n_train:].to(dtype) if has_test else None,
                 y_test=y[spec.n_train:].to(dtype) if has_test else None, kind="regression", target=target,
-                name="quadratic_teacher", info={"beta": beta.to(dtype), "input_dim": d}, sample=sample)
+                name=name, info=info, sample=sample)

@@ -145,3 +145,148 @@ def test_sweep_command_bad_axis_and_report(capsys, tmp_path):
     assert code == 0 and "report.html" in out
     code, out, _ = call(capsys, "runs", "--sweep", sid, "--kind", "experiment", "--store", store)
     assert code == 0 and out.count("condensation") >= 2
+
+
+# ------------------------------------------------------------------ runs filters and export
+def _fake_store_module():
+    """tests/store/fake_store.py (a fake sweep written through the Store API), loaded by path."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fake_store", Path(__file__).parent / "store" / "fake_store.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def sweep_store(tmp_path):
+    fake = _fake_store_module()
+    path = tmp_path / "store" / "s.sqlite"
+    with Store(path) as st:
+        ids = fake.write_fake_sweep(st)
+    return path, ids, fake.SWEEP_ID
+
+
+def listed(out: str) -> set[int]:
+    """The run ids in the first column of `phenolab runs`' table."""
+    return {int(line.split("│")[1]) for line in out.splitlines()
+            if line.startswith("│") and line.split("│")[1].strip().isdigit()}
+
+
+def test_runs_filters_by_config_field_experiment_and_sweep(capsys, sweep_store):
+    path, ids, sid = sweep_store
+    t, ref, (exp0, exp1) = ids["train"], ids["reference"], ids["experiments"]
+    store = ["--store", str(path)]
+    cases = [
+        (["--where", "model.width=100.0", "--kind", "train"], {t[(100, 0)], t[(100, 1)]}),
+        (["--where", "model.width=200", "--where", "seed=1"], {t[(200, 1)]}),
+        (["--where", "model.activation=relu", "--where", "train.lr=0.2"], {t[(100, 1)], t[(200, 1)]}),
+        (["--experiment", "toy", "--status", "diverged"], {t[(200, 1)]}),
+        (["--experiment", str(exp1)], {t[(200, 0)], t[(200, 1)], ref}),
+        (["--sweep", sid, "--kind", "experiment"], {exp0, exp1}),
+        (["--sweep", sid, "--kind", "train", "--where", "seed=0"], {t[(100, 0)], t[(200, 0)], ref}),
+    ]
+    for args, expected in cases:
+        code, out, _ = call(capsys, "runs", *args, *store)
+        assert code == 0 and listed(out) == expected, args
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["--where", "model.width"], "--where: expected PATH=VALUE with a dotted config path (e.g. model.width=100)"),
+    (["--where", "=3"], "--where: expected PATH=VALUE"),
+    (["--where", "model.widht=100"], "--where model.widht: no run in"),
+    (["--where", "model.widht=100"], "did you mean 'model.width'"),
+    (["--experiment", "tyo"], "--experiment: no experiment run named 'tyo'"),
+    (["--experiment", "tyo"], "(experiments: toy); did you mean 'toy'?"),
+    (["--experiment", "3"], "--experiment 3: run 3 is a train run, not an experiment run"),
+    (["--experiment", "999"], "no run 999"),
+    (["--status", "weird"], "--status: must be one of running, done, failed, diverged, interrupted, got 'weird'"),
+])
+def test_bad_runs_filters_are_one_line_exit_2_store_unchanged(capsys, sweep_store, args, expected):
+    path, _, _ = sweep_store
+    before = digest(path)
+    code, out, err = call(capsys, "runs", *args, "--store", str(path))
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1 and out == ""
+    assert digest(path) == before
+
+
+def test_export_writes_tables_and_event_files_where_asked(capsys, sweep_store, tmp_path, monkeypatch):
+    import pandas as pd
+
+    path, ids, sid = sweep_store
+    before = digest(path)
+    for fmt in ("csv", "parquet"):
+        code, out, _ = call(capsys, "export", sid, "--to", fmt, "--out", str(tmp_path / fmt), "--store", str(path))
+        assert code == 0 and f"runs.{fmt}, metrics.{fmt}" in out
+    csv_runs = pd.read_csv(tmp_path / "csv" / "runs.csv")
+    parquet_runs = pd.read_parquet(tmp_path / "parquet" / "runs.parquet")
+    assert list(csv_runs["run_id"]) == list(parquet_runs["run_id"]) and len(csv_runs) == 6
+    assert list(csv_runs["final.loss"].fillna(-1)) == list(parquet_runs["final.loss"].fillna(-1))
+    monkeypatch.chdir(tmp_path)  # the default --out: ./phenolab-export/<id>/
+    code, out, _ = call(capsys, "export", str(ids["experiments"][1]), "--to", "tensorboard", "--store", str(path))
+    default = tmp_path / "phenolab-export" / str(ids["experiments"][1])
+    assert code == 0 and "3 run directories" in out
+    assert len(list(default.glob("*/events.out.tfevents.*"))) == 3
+    code, _, err = call(capsys, "export", str(ids["experiments"][1]), "--to", "tensorboard", "--store", str(path))
+    assert code == 2 and "already holds TensorBoard event files" in err and len(err.strip().splitlines()) == 1
+    assert digest(path) == before
+
+
+@pytest.mark.parametrize("args,expected", [
+    (["nope", "--to", "csv"], "no sweep or run 'nope' in"),
+    (["999", "--to", "csv"], "no run 999 in"),
+    (["toy-sweep", "--to", "xls"], "--to: must be one of parquet, csv, tensorboard, got 'xls'"),
+    (["toy-sweep"], "--to: give the format, one of parquet, csv, tensorboard"),
+])
+def test_bad_export_is_one_line_exit_2_and_writes_nothing(capsys, sweep_store, tmp_path, args, expected):
+    path, _, _ = sweep_store
+    before = digest(path)
+    code, out, err = call(capsys, "export", *args, "--out", str(tmp_path / "out"), "--store", str(path))
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
+    assert digest(path) == before and not (tmp_path / "out").exists()
+
+
+def test_export_without_the_extra_or_from_a_corrupt_store_exits_2(capsys, sweep_store, tmp_path, monkeypatch):
+    path, _, sid = sweep_store
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(os.urandom(4096))
+    bad_before = digest(bad)
+    code, _, err = call(capsys, "export", sid, "--to", "csv", "--out", str(tmp_path / "out"), "--store", str(bad))
+    assert code == 2 and "not a SQLite database" in err and len(err.strip().splitlines()) == 1
+    assert digest(bad) == bad_before and not (tmp_path / "out").exists()
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if pyarrow were not installed
+    before = digest(path)
+    code, _, err = call(capsys, "export", sid, "--to", "parquet", "--out", str(tmp_path / "out"), "--store", str(path))
+    assert code == 2 and "pip install 'phenolab[export]'" in err and len(err.strip().splitlines()) == 1
+    assert digest(path) == before and not (tmp_path / "out").exists()
+
+
+# ------------------------------------------------------------------ executor options
+@pytest.mark.parametrize("args,expected", [
+    (["sweep", "condensation", "--axis", "width=20,30", "--executor", "ray"],
+     "--executor ray: not available yet (available: inline, local)"),
+    (["sweep", "condensation", "--axis", "width=20,30", "--executor", "dask"], "--executor: must be one of inline, local"),
+    (["sweep", "condensation", "--axis", "width=20,30", "--jobs", "0"], "--jobs: must be a positive integer, got '0'"),
+    (["sweep", "condensation", "--axis", "width=20,30", "--attempts", "x"], "--attempts: must be a positive integer"),
+    (["run", "f-principle", "--executor", "inline", "--jobs", "2"], "--jobs: the inline executor trains in this process"),
+    (["run", "f-principle", "--attempts", "2"], "--attempts: the inline executor has no workers to retry"),
+    (["verify", "--only", "f-principle", "--executor", "ray"], "--executor ray: not available yet"),
+])
+def test_bad_executor_options_are_one_line_exit_2_and_store_unchanged(capsys, store_with_a_run, args, expected):
+    before = digest(store_with_a_run)
+    code, _, err = call(capsys, *args, "--store", str(store_with_a_run))
+    assert code == 2 and expected in err and len(err.strip().splitlines()) == 1
+    assert digest(store_with_a_run) == before
+
+
+def test_run_with_jobs_trains_in_workers_and_force_trains_again_inline(capsys, tmp_path):
+    store = str(tmp_path / "s.sqlite")
+    args = ["run", "f-principle", "seeds=[0,1]", "model.widths=[20]", "train.steps=20", "--store", store]
+    code, out, _ = call(capsys, *args, "--jobs", "2")
+    assert code in (0, 1) and "verdict" in out
+    with Store(store, readonly=True) as st:
+        first = {r["config_hash"]: r["id"] for r in st.list_runs(kind="train", status="done")}
+    assert len(first) == 2
+    code, out, _ = call(capsys, *args, "--executor", "inline", "--force")
+    with Store(store, readonly=True) as st:
+        assert len(st.list_runs(kind="train", status="done")) == 4  # --force trains again, inline

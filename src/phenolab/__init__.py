@@ -38,16 +38,31 @@ def __getattr__(name: str) -> Any:
 
 
 def run(name: str, *, preset: str = "quick", overrides: Mapping[str, Any] | None = None,
-        store: Any = None, force: bool = False) -> Any:
+        store: Any = None, force: bool = False, executor: Any = "inline", jobs: int | None = None,
+        attempts: int | None = None) -> Any:
     """Run catalog experiment `name` into `store` (a Store, a path, or None for the default);
-    returns an `Outcome` with run_id, verdict (dict), summary and passed."""
+    returns an `Outcome` with run_id, verdict (dict), summary and passed.
+
+    `executor` trains the runs' ensemble groups: ``"inline"`` (this process), ``"local"`` (`jobs`
+    worker processes, default one per CPU; a group whose worker dies is tried `attempts` times,
+    default 3), or an executor object of `phenolab.sweep.executors` (then left open for reuse)."""
+    from phenolab.config import ConfigError
     from phenolab.experiments import run_experiment
     from phenolab.store import Store
+    from phenolab.sweep.executors import make_executor
 
-    if isinstance(store, Store):
-        return run_experiment(name, store=store, preset=preset, overrides=overrides, force=force)
-    with Store(store) as st:
-        return run_experiment(name, store=st, preset=preset, overrides=overrides, force=force)
+    owned = isinstance(executor, str)
+    if not owned and (jobs is not None or attempts is not None):
+        raise ConfigError(["jobs, attempts: set them when making the executor object, or pass its name"])
+    pool = make_executor(executor, jobs=jobs, attempts=attempts) if owned else executor
+    try:
+        if isinstance(store, Store):
+            return run_experiment(name, store=store, preset=preset, overrides=overrides, force=force, executor=pool)
+        with Store(store) as st:
+            return run_experiment(name, store=st, preset=preset, overrides=overrides, force=force, executor=pool)
+    finally:
+        if owned:
+            pool.close()
 
 
 __all__ = ["ConfigError", "Recorder", "Store", "StoreError", "Task", "__version__", "load_metrics",

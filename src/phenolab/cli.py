@@ -1,4 +1,4 @@
-"""The `phenolab` command: list, run, verify, sweep, runs, show, report.
+"""The `phenolab` command: list, run, verify, sweep, runs, show, report, export.
 
 Exit codes: 0 success, 1 a verdict failed, 2 bad input (unknown experiment, bad config key or
 value, unusable store). Bad input is reported in one line and leaves the store unchanged.
@@ -27,6 +27,14 @@ err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() el
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 StoreOption = typer.Option(None, "--store", help="SQLite store file (default: $PHENOLAB_STORE or ./phenolab-runs/phenolab.sqlite).")
+ExecutorOption = typer.Option(
+    None, "--executor", metavar="NAME",
+    help="Where the groups of runs train: inline (this process, one after another) or local (a pool of worker "
+         "processes). Default: local for sweep and verify, inline for run (or local when --jobs is given).")
+JobsOption = typer.Option(None, "--jobs", "-j", metavar="N",
+                          help="Worker processes for --executor local (default: the CPUs this process may use).")
+AttemptsOption = typer.Option(None, "--attempts", metavar="N",
+                              help="Tries per group whose worker dies, for --executor local (default: 3); then its runs are failed.")
 
 
 class BadInput(Exception):
@@ -40,7 +48,9 @@ def main() -> None:
     try:
         app()
     except (ConfigError, StoreError, BadInput) as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True, soft_wrap=True)
+        from rich.markup import escape
+
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)  # keep [brackets]
         sys.exit(EXIT_BAD_INPUT)
 
 
@@ -129,6 +139,9 @@ def run(
     full: bool = typer.Option(False, "--full", help="Full preset: the paper's sizes where a CPU bears them."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of overrides, applied before key=value ones."),
     force: bool = typer.Option(False, "--force", help="Run again even if this exact config is already done."),
+    executor: Optional[str] = ExecutorOption,
+    jobs: Optional[str] = JobsOption,
+    attempts: Optional[str] = AttemptsOption,
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run one experiment, print its verdict beside the paper's numbers, write figures and a report."""
@@ -138,9 +151,11 @@ def run(
     experiment = get_experiment(name)
     ovr = _overrides(overrides or [], config)
     experiment.resolve(preset, ovr)  # validate before the store is touched
-    with _open_store(store) as st:
+    pool = _executor(executor, jobs, attempts, default="inline")
+    with _open_store(store) as st, pool:
         with _Progress(name) as progress:
-            outcome = run_experiment(name, store=st, preset=preset, overrides=ovr, force=force, progress=progress)
+            outcome = run_experiment(name, store=st, preset=preset, overrides=ovr, force=force, progress=progress,
+                                     executor=pool)
         _print_verdict(name, outcome.verdict, outcome.run_id, outcome.reused, st)
     raise typer.Exit(EXIT_OK if outcome.passed else EXIT_FAILED)
 
@@ -152,6 +167,9 @@ def verify(
     only: Optional[list[str]] = typer.Option(None, "--only", help="Run only these experiments (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Re-run experiments whose config is already done."),
     report: Optional[Path] = typer.Option(None, "--report", help="Where to write the HTML summary (default: <store dir>/verify.html)."),
+    executor: Optional[str] = ExecutorOption,
+    jobs: Optional[str] = JobsOption,
+    attempts: Optional[str] = AttemptsOption,
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run every catalog entry and print a verdict table; writes one HTML summary page."""
@@ -159,12 +177,14 @@ def verify(
 
     preset = _preset(quick, full)
     chosen = [get_experiment(n) for n in only] if only else experiments()
+    pool = _executor(executor, jobs, attempts, default="local")  # one pool, warm across the experiments
     rows = []
-    with _open_store(store) as st:
+    with _open_store(store) as st, pool:
         for e in chosen:
             started = time.monotonic()
             with _Progress(e.name) as progress:
-                outcome = run_experiment(e.name, store=st, preset=preset, force=force, progress=progress)
+                outcome = run_experiment(e.name, store=st, preset=preset, force=force, progress=progress,
+                                         executor=pool)
             rows.append({"experiment": e, "outcome": outcome, "seconds": time.monotonic() - started})
         table = Table(title=f"phenolab verify ({preset})")
         for col in ("experiment", "verdict", "measured (need)", "run", "time"):
@@ -191,6 +211,9 @@ def sweep(
     full: bool = typer.Option(False, "--full", help="Full preset at every point."),
     sweep_name: Optional[str] = typer.Option(None, "--name", help="A name to prefix the sweep id with."),
     force: bool = typer.Option(False, "--force", help="Re-run points and runs that are already done."),
+    executor: Optional[str] = ExecutorOption,
+    jobs: Optional[str] = JobsOption,
+    attempts: Optional[str] = AttemptsOption,
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run an experiment over a grid of config values; every point lands in the store under one sweep id."""
@@ -208,10 +231,11 @@ def sweep(
         if not axis:
             raise BadInput("--axis: a sweep needs at least one axis, e.g. --axis model.init.gamma=0.5:2:4")
         spec = sweep_from_cli(name, list(axis), seeds, list(overrides or []), _preset(quick, full), sweep_name)
+    pool = _executor(executor, jobs, attempts, default="local")
     started = time.monotonic()
-    with _open_store(store) as st:
+    with _open_store(store) as st, pool:
         with _Progress("sweep") as progress:
-            outcome = run_sweep(spec, store=st, force=force, progress=progress)
+            outcome = run_sweep(spec, store=st, force=force, progress=progress, executor=pool)
         record = st.get_run(outcome.run_id)
         figures = {k: st.save_figure(outcome.run_id, k, f) for k, f in sweep_figures(record).items()}
         page = st.save_text(outcome.run_id, "report.html", sweep_page(record, figures))
@@ -228,28 +252,98 @@ def sweep(
 @app.command()
 def runs(
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Only runs of this experiment / recorder name."),
-    kind: Optional[str] = typer.Option(None, "--kind", help="experiment, train or recorder."),
+    kind: Optional[str] = typer.Option(None, "--kind", help="sweep, experiment, train or recorder."),
     status: Optional[str] = typer.Option(None, "--status", help="running, done, failed, diverged or interrupted."),
     limit: int = typer.Option(30, "--limit", min=1, help="Show at most this many (newest first)."),
-    sweep_id: Optional[str] = typer.Option(None, "--sweep", help="Only runs of this sweep id."),
+    sweep_id: Optional[str] = typer.Option(None, "--sweep", help="Only runs of this sweep id (its experiment runs and their training runs)."),
+    experiment: Optional[str] = typer.Option(
+        None, "--experiment", "-e",
+        help="Only training runs of this experiment (a name, or an experiment run's id), through their parent."),
+    where: Optional[list[str]] = typer.Option(
+        None, "--where", "-w",
+        help="PATH=VALUE: only runs whose config field PATH equals VALUE, e.g. model.width=100 (repeatable; "
+             "numbers compare numerically, strings exactly)."),
     store: Optional[Path] = StoreOption,
 ) -> None:
     """List stored runs, newest first."""
     from phenolab.store import RUN_STATUSES
+    from phenolab.store.summary import where_terms
 
     if status is not None and status not in RUN_STATUSES:
         raise BadInput(f"--status: must be one of {', '.join(RUN_STATUSES)}, got {status!r}")
+    try:
+        terms = where_terms(list(where or []))
+    except ValueError as exc:
+        raise BadInput(f"--where: {exc}") from None
     with _open_store(store, readonly=True) as st:
-        rows = st.list_runs(name=name, kind=kind, status=status, sweep_id=sweep_id, limit=limit)
+        _check_run_filters(st, terms, experiment)
+        rows = st.list_runs(name=name, kind=kind, status=status, sweep_id=sweep_id, experiment=experiment,
+                            where=terms, limit=limit)
     table = Table(title=f"runs in {st.path}")
-    for col in ("id", "kind", "name", "label", "status", "verdict", "started", "seconds"):
+    for col in ("id", "kind", "name", "label", "parent", "status", "verdict", "started", "seconds"):
         table.add_column(col)
     for r in rows:
         passed = r.get("passed")
-        table.add_row(str(r["id"]), r["kind"], r["name"], r.get("label") or "", r["status"],
+        table.add_row(str(r["id"]), r["kind"], r["name"], r.get("label") or "",
+                      "" if r.get("parent_id") is None else str(r["parent_id"]), r["status"],
                       "" if passed is None else ("PASS" if passed else "FAIL"), (r.get("started") or "")[:19],
                       "" if r.get("duration_s") is None else f"{r['duration_s']:.1f}")
     out.print(table)
+
+
+def _check_run_filters(st: Any, terms: list[tuple[str, Any]], experiment: Optional[str]) -> None:
+    """Bad input for a --where field no run has (with suggestions) or an unknown --experiment."""
+    import difflib
+
+    missing = [key for key, _ in terms if not st.has_config_key(key)]
+    if missing:
+        keys = st.config_keys()
+        if keys:  # an empty store has no fields yet: nothing to match, not an error
+            close = difflib.get_close_matches(missing[0], keys, n=3, cutoff=0.6)
+            hint = f"; did you mean {', '.join(repr(k) for k in close)}?" if close else ""
+            raise BadInput(f"--where {missing[0]}: no run in {st.path} has this config field{hint}")
+    if experiment is None:
+        return
+    if experiment.isdigit():
+        run = st.get_run(int(experiment))
+        if run["kind"] != "experiment":
+            raise BadInput(f"--experiment {experiment}: run {experiment} is a {run['kind']} run, not an experiment run")
+        return
+    names = st.experiment_names()
+    if experiment not in names:
+        close = difflib.get_close_matches(experiment, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise BadInput(f"--experiment: no experiment run named {experiment!r} in {st.path} "
+                       f"(experiments: {', '.join(names) or 'none'}){hint}")
+
+
+@app.command()
+def export(
+    target: str = typer.Argument(..., help="A sweep id, or a run id (a sweep, experiment or training run)."),
+    to: Optional[str] = typer.Option(None, "--to", help="parquet, csv or tensorboard."),
+    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory to write into (default: ./phenolab-export/<id>/)."),
+    store: Optional[Path] = StoreOption,
+) -> None:
+    """Export a sweep's or a run's training runs: runs and metrics tables (Parquet, CSV) or TensorBoard event files."""
+    from phenolab.export import FORMATS, ExportError, check_format
+    from phenolab.export import export as write_export
+    from phenolab.store.artifacts import safe_file_name
+
+    if to is None:
+        raise BadInput(f"--to: give the format, one of {', '.join(FORMATS)}")
+    try:
+        check_format(to)
+    except ExportError as exc:
+        raise BadInput(f"--to: {exc}") from None
+    dest = out_dir if out_dir is not None else Path.cwd() / "phenolab-export" / safe_file_name(target)
+    with _open_store(store, readonly=True) as st:
+        try:
+            paths = write_export(st, target, to, dest)
+        except ExportError as exc:
+            raise BadInput(f"--out: {exc}") from None
+    what = (f"{len(paths)} run directories (tensorboard --logdir {dest})" if to == "tensorboard"
+            else ", ".join(p.name for p in paths))
+    out.print(f"exported {target} as {to} to {dest}: {what}")
 
 
 @app.command()
@@ -314,6 +408,30 @@ def report(
 
 
 # -------------------------------------------------------------------------------- helpers
+def _executor(name: Optional[str], jobs: Optional[str], attempts: Optional[str], default: str) -> Any:
+    """The executor the options ask for (`--jobs` alone means local); bad values are one-line bad input."""
+    from phenolab.sweep.executors import make_executor
+
+    n_jobs, n_attempts = _count("--jobs", jobs), _count("--attempts", attempts)
+    chosen = name if name is not None else ("local" if n_jobs is not None else default)
+    try:
+        return make_executor(chosen, jobs=n_jobs, attempts=n_attempts)
+    except ConfigError as exc:
+        raise BadInput(f"--{exc}") from None
+
+
+def _count(flag: str, raw: Optional[str]) -> Optional[int]:
+    if raw is None:
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BadInput(f"{flag}: must be a positive integer, got {raw!r}")
+    return value
+
+
 def _preset(quick: bool, full: bool) -> str:
     if quick and full:
         raise BadInput("--quick and --full: choose one")

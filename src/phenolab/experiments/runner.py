@@ -14,7 +14,7 @@ from typing import Any, Mapping
 
 from phenolab.config import ExperimentSpec, RunSpec, config_hash
 from phenolab.experiments.base import Experiment, RunData, get_experiment
-from phenolab.experiments.training import ProgressFn, TrainItem, build, train_items
+from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, build, train_items
 from phenolab.report.html import render_run_page
 from phenolab.store import Store
 
@@ -109,18 +109,23 @@ def run_experiment(
     overrides: Mapping[str, Any] | None = None,
     force: bool = False,
     progress: ProgressFn | None = None,
+    executor: GroupExecutor | None = None,
 ) -> Outcome:
-    """Resolve, run (or reuse) and judge experiment `name`; bad input raises ConfigError first."""
+    """Resolve, run (or reuse) and judge experiment `name`; bad input raises ConfigError first.
+
+    `executor` trains the runs' ensemble groups (`phenolab.sweep.executors`; None: in this process)."""
     prepared = prepare(name, preset, overrides)
     if not force and (outcome := reuse(prepared, store)) is not None:
         return outcome
     parent, items = open_parent(prepared, store)
     try:
-        runs = train_items(items, store, force=force, progress=progress)
-        return finish(prepared, parent, runs, store)
+        runs = train_items(items, store, force=force, progress=progress, executor=executor)
+        outcome = finish(prepared, parent, runs, store)
     except BaseException as exc:
         close_on_error(store, [parent], exc)
         raise
+    store.optimize()  # after the bulk writes: fresh planner statistics for queries over the runs
+    return outcome
 
 
 def failed_runs(runs: list[RunData]) -> str:

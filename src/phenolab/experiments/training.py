@@ -5,13 +5,22 @@ its config hash (a ``done`` run with that hash is reused unless ``force``), grou
 whose networks and data match (`phenolab.train.ensemble.ensemble_key`) and trains each group
 in one call of the ensemble trainer, or a lone run with the plain loop. Every run is recorded
 as a child of its item's parent experiment run.
+
+Who trains the groups is an executor (`GroupExecutor`; the implementations live in
+`phenolab.sweep.executors`): by default each group trains here, one after another, recording
+live (`train_group`). An executor that trains elsewhere sends `train_group_buffered`
+(`phenolab.train.workers`) with the group's specs to a worker, which records into
+`BufferRecorder`s and returns a `GroupResult`; this process opens the runs (`open_runs`),
+replays the buffers and closes them (`record_group`, or `fail_group` when no result came
+back). Only this process writes the store.
 """
 
 from __future__ import annotations
 
-import hashlib
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -21,11 +30,12 @@ from phenolab.experiments.base import RunData
 from phenolab.models import build_model
 from phenolab.store import Store
 from phenolab.tasks import Task, make_task
-from phenolab.train import Recorder, generator, train
-from phenolab.train.seeding import batch_seed
-from phenolab.train.ensemble import ensemble_key, fused_applies, train_ensemble
+from phenolab.train import Recorder, TrainResult, generator
+from phenolab.train.ensemble import ensemble_key, fused_applies
+from phenolab.train.workers import GroupResult, data_fingerprint, train_runs
 
 ProgressFn = Callable[[str, int, int, float], None]
+GroupDone = Callable[[int, list[RunData]], None]
 
 
 @dataclass(frozen=True)
@@ -54,9 +64,22 @@ def build(spec: RunSpec) -> tuple[Task, nn.Module]:
     return task, model
 
 
+class GroupExecutor(Protocol):
+    """What `train_items` hands its ensemble groups to (implementations: `phenolab.sweep.executors`)."""
+
+    def train_groups(self, groups: Sequence[Sequence[TrainItem]], store: Store, progress: ProgressFn | None,
+                     done: GroupDone) -> None:
+        """Train every group into `store`, calling ``done(k, run_data)`` in this process as group k
+        is recorded (in any order); on an exception or Ctrl-C, close the runs it opened and re-raise."""
+        ...
+
+
 def train_items(items: Sequence[TrainItem], store: Store, *, force: bool = False,
-                progress: ProgressFn | None = None) -> list[RunData]:
-    """Train (or reuse) every item; returns their `RunData` in the items' order."""
+                progress: ProgressFn | None = None, executor: GroupExecutor | None = None) -> list[RunData]:
+    """Train (or reuse) every item; returns their `RunData` in the items' order.
+
+    `executor` trains the groups (None: here, one after another, as the ``inline`` executor does).
+    """
     results: dict[int, RunData] = {}
     todo: list[int] = []
     for i, item in enumerate(items):
@@ -75,13 +98,22 @@ def train_items(items: Sequence[TrainItem], store: Store, *, force: bool = False
         first_of[key] = i
         unique.append(i)
     groups = _groups(items, unique)
-    trained = 0
-    for group in groups:
-        for i, data in zip(group, _train_group([items[i] for i in group], store, progress)):
-            results[i] = data
-        trained += len(group)
-        if progress is not None and len(groups) > 1:  # the overall bar: training runs finished
-            progress("training runs", trained, len(unique), float("nan"))
+    finished = 0
+
+    def group_done(k: int, data: list[RunData]) -> None:
+        nonlocal finished
+        for i, run in zip(groups[k], data):
+            results[i] = run
+        finished += 1
+        if progress is not None and len(groups) > 1:  # the overall bar: groups finished
+            progress("training groups", finished, len(groups), float("nan"))
+
+    group_items = [[items[i] for i in group] for group in groups]
+    if executor is None:
+        for k, group in enumerate(group_items):
+            group_done(k, train_group(group, store, progress))
+    elif group_items:
+        executor.train_groups(group_items, store, progress, group_done)
     for i in todo:
         if i not in results:
             src = results[first_of[(items[i].experiment, items[i].config_hash)]]
@@ -121,43 +153,33 @@ def parameter_count(spec: RunSpec, input_dim: int, output_dim: int) -> int:
     return sum((a + int(b)) * c for a, c, b in zip(widths[:-1], widths[1:], biases))
 
 
-
-def data_fingerprint(task: Task) -> str:
-    """SHA-256 of the task's tensors: runs whose data are identical (a fixed grid under
-    different seeds) may share an ensemble."""
-    digest = hashlib.sha256()
-    for tensor in (task.x_train, task.y_train, task.x_test, task.y_test):
-        if tensor is None:
-            digest.update(b"none")
-            continue
-        digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
+def group_label(group: Sequence[TrainItem]) -> str:
+    """How progress and error messages name a group: its run's label, or its size and first label."""
+    return group[0].label if len(group) == 1 else f"{len(group)} runs ({group[0].label}, ...)"
 
 
-def _train_group(group: list[TrainItem], store: Store, progress: ProgressFn | None) -> list[RunData]:
-    first = group[0].spec
-    task = make_task(first.data, first.seed, dtype=dtype_of(first))
-    recorders = [Recorder(store, item.experiment, item.spec, kind="train", parent_id=item.parent_id,
-                          label=item.label) for item in group]
-    label = group[0].label if len(group) == 1 else f"{len(group)} runs ({group[0].label}, ...)"
-    callback = (lambda step, total, loss=float("nan"): progress(label, step, total, loss)) if progress else None
-    try:
-        if len(group) == 1:
-            model = build_model(first.model, task.input_dim, task.output_dim, generator(first.seed, "model"),
-                                dtype=dtype_of(first))
-            results = [train(model, task, first.train, probes=first.probes, recorder=recorders[0],
-                             generator=generator(batch_seed(first.seed, first.train.batch_seed), "batches"),
-                             progress=callback)]
-        else:
-            results = train_ensemble(task, [item.spec for item in group], recorders=recorders,
-                                     progress=(lambda step, total: callback(step, total)) if callback else None,
-                                     data_key=data_fingerprint(task))
-    except BaseException as exc:
-        for rec in recorders:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            rec.close(status, error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-        raise
+def open_runs(group: Sequence[TrainItem], store: Store) -> list[Recorder]:
+    """One `Recorder` (a ``running`` run in the store) per item of the group."""
+    return [Recorder(store, item.experiment, item.spec, kind="train", parent_id=item.parent_id, label=item.label)
+            for item in group]
+
+
+def close_runs(recorders: Sequence[Recorder], status: str, error: str) -> None:
+    """Close the recorders still open as `status` (``failed`` or ``interrupted``) with `error`."""
+    for rec in recorders:
+        if rec.status is None:
+            rec.close(status, error=error)
+
+
+def error_line(exc: BaseException) -> str:
+    """``Type: message``, first line only: what a run's error column keeps of an exception."""
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted by the user (KeyboardInterrupt)"
+    return traceback.format_exception_only(type(exc), exc)[-1].strip().splitlines()[0]
+
+
+def _close_results(group: Sequence[TrainItem], recorders: Sequence[Recorder], results: Sequence[TrainResult],
+                   store: Store) -> list[RunData]:
     out = []
     for item, rec, result in zip(group, recorders, results):
         error = None if result.status == "done" else result.reason
@@ -166,3 +188,39 @@ def _train_group(group: list[TrainItem], store: Store, progress: ProgressFn | No
                                                         "lr": result.lr})
         out.append(RunData(item.label, rec.run_id, item.spec, result.status, error, store))
     return out
+
+
+def train_group(group: Sequence[TrainItem], store: Store, progress: ProgressFn | None = None) -> list[RunData]:
+    """Train one ensemble group in this process, recording live into the store (the ``inline`` path).
+
+    On an exception or Ctrl-C its runs are closed ``failed`` or ``interrupted`` and it re-raises.
+    """
+    first = group[0].spec
+    task = make_task(first.data, first.seed, dtype=dtype_of(first))
+    recorders = open_runs(group, store)
+    label = group_label(group)
+    callback = (lambda step, total, loss=float("nan"): progress(label, step, total, loss)) if progress else None
+    try:
+        results = train_runs(task, [item.spec for item in group], recorders, callback)
+    except BaseException as exc:
+        close_runs(recorders, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed", error_line(exc))
+        raise
+    return _close_results(group, recorders, results, store)
+
+
+def record_group(group: Sequence[TrainItem], recorders: Sequence[Recorder], result: GroupResult,
+                 store: Store) -> list[RunData]:
+    """Replay a worker's records into the group's open runs and close them with their results."""
+    if len(result.results) != len(group) or len(result.buffers) != len(group):
+        raise ValueError(f"group {group_label(group)!r}: {len(group)} runs, but the worker returned "
+                         f"{len(result.results)} results and {len(result.buffers)} record buffers")
+    for rec, buffer in zip(recorders, result.buffers):
+        buffer.replay(rec)
+    return _close_results(group, recorders, result.results, store)
+
+
+def fail_group(group: Sequence[TrainItem], recorders: Sequence[Recorder], reason: str,
+               store: Store) -> list[RunData]:
+    """Close the group's open runs ``failed`` with `reason` (no result came back from its worker)."""
+    close_runs(recorders, "failed", reason)
+    return [RunData(item.label, rec.run_id, item.spec, "failed", reason, store) for item, rec in zip(group, recorders)]

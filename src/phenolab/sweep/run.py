@@ -1,10 +1,12 @@
-"""Run a sweep in this process: every point an experiment run, all their training runs batched.
+"""Run a sweep: every point an experiment run, all their training runs batched, trained by an executor.
 
 The sweep is validated whole (`expand`) before anything is stored. It is recorded as a run of
 kind ``sweep`` (config: the sweep spec; config hash: the sweep id), and each point's experiment
 run carries the sweep id. All points' training runs go through one `train_items` call, so runs
 of the same shape from different points train together as ensembles. After an interruption the
 same sweep resumes: finished experiment and training runs are found by config hash and reused.
+The groups train where the executor puts them (`phenolab.sweep.executors`: this process, or a
+pool of worker processes); only this process writes the store.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from phenolab.experiments.runner import Outcome, Prepared, close_on_error, finish, open_parent, prepare, reuse
-from phenolab.experiments.training import ProgressFn, TrainItem, train_items
+from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, train_items
 from phenolab.store import Store
 from phenolab.sweep.spec import SweepPoint, SweepSpec, expand, sweep_id
 
@@ -35,8 +37,12 @@ def sweep_record(spec: SweepSpec, points: list[SweepPoint]) -> dict[str, Any]:
             "n_points": len(points)}
 
 
-def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: ProgressFn | None = None) -> SweepOutcome:
-    """Run (or resume) every point of `spec`; bad axes raise ConfigError before anything is stored."""
+def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: ProgressFn | None = None,
+              executor: GroupExecutor | None = None) -> SweepOutcome:
+    """Run (or resume) every point of `spec`; bad axes raise ConfigError before anything is stored.
+
+    `executor` trains the ensemble groups (`phenolab.sweep.executors.make_executor`; None: in this
+    process, one after another)."""
     points = expand(spec)
     prepared = [prepare(spec.experiment, spec.preset, p.overrides) for p in points]
     sid = sweep_id(spec)
@@ -56,7 +62,7 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
             parents[i], point_items = open_parent(prep, store, sweep_id=sid)
             items += point_items
             owner += [i] * len(point_items)
-        runs = train_items(items, store, force=force, progress=progress)
+        runs = train_items(items, store, force=force, progress=progress, executor=executor)
         for i, parent in parents.items():
             outcomes[i] = finish(prepared[i], parent, [r for r, o in zip(runs, owner) if o == i], store)
         summary = {"points": [_point_summary(p, outcomes[p.index]) for p in points]}
@@ -64,6 +70,7 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
     except BaseException as exc:
         close_on_error(store, [*parents.values(), record], exc)
         raise
+    store.optimize()  # after the bulk writes: fresh planner statistics for queries over the runs
     return SweepOutcome(sid, record, [(p, outcomes[p.index]) for p in points])
 
 

@@ -1,19 +1,34 @@
-"""Split an ensemble over worker processes, one torch thread each, and gather the results in order.
+"""Training in worker processes: one ensemble split over workers, or one group per worker job.
 
-Workers cannot write the store: each member that has a recorder gets a `BufferRecorder` in
-its worker, and the caller's process replays it into the member's recorder afterwards, member
-by member in spec order. The pool is joblib's reusable loky executor (cloudpickle, so tasks
-with closures as targets travel too); its processes stay up for the next call.
+Workers cannot write the store: each run gets a `BufferRecorder` in its worker, and the
+caller's process replays it into the run's recorder afterwards, run by run in spec order.
+
+- `train_in_workers`: `train_ensemble(..., workers=n)` splits one ensemble's members over joblib's
+  reusable loky executor (cloudpickle, so tasks with closures as targets travel too); its
+  processes stay up for the next call.
+- `train_group_buffered`: one whole group (a lone run, or an ensemble) as a job of an executor
+  (`phenolab.sweep.executors`): it builds the task and models from the specs and returns a
+  picklable `GroupResult`. `run_job` and `init_worker` are the executor's side in the worker;
+  they live here, not in `phenolab.sweep`, so that a worker imports the trainer and not the catalog.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import hashlib
+import json
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import torch
 
 from phenolab.config import RunSpec
-from phenolab.models import MLP
+from phenolab.models import MLP, build_model
+from phenolab.tasks import make_task
 from phenolab.tasks.base import Task
 from phenolab.train.ensemble_loop import (
     AnyRecorder,
@@ -23,7 +38,9 @@ from phenolab.train.ensemble_loop import (
     initial_models,
     train_members,
 )
-from phenolab.train.recorder import BufferRecorder
+from phenolab.train.loop import TrainResult, train
+from phenolab.train.recorder import BufferRecorder, Recorder
+from phenolab.train.seeding import batch_seed, generator
 
 
 def split(count: int, parts: int) -> list[range]:
@@ -71,3 +88,115 @@ def train_in_workers(task: Task, specs: Sequence[RunSpec], recorders: Sequence[A
         steps = specs[0].train.steps
         progress(steps, steps)
     return results
+
+
+# ------------------------------------------------------------------------------ one group per job
+def data_fingerprint(task: Task) -> str:
+    """SHA-256 of the task's tensors: runs whose data are identical (a fixed grid under
+    different seeds) may share an ensemble."""
+    digest = hashlib.sha256()
+    for tensor in (task.x_train, task.y_train, task.x_test, task.y_test):
+        if tensor is None:
+            digest.update(b"none")
+            continue
+        digest.update(str((tuple(tensor.shape), str(tensor.dtype))).encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _dtype(spec: RunSpec) -> torch.dtype:
+    return torch.float64 if spec.train.dtype == "float64" else torch.float32
+
+
+def train_runs(task: Task, specs: Sequence[RunSpec], recorders: Sequence[Recorder | BufferRecorder],
+               progress: Callable[..., None] | None = None) -> list[TrainResult]:
+    """Train one group on `task`: a lone spec with the plain loop, several with the ensemble trainer.
+
+    `progress(step, total[, loss])` after every step. The results keep no weights."""
+    from phenolab.train.ensemble import train_ensemble
+
+    first = specs[0]
+    if len(specs) == 1:
+        model = build_model(first.model, task.input_dim, task.output_dim, generator(first.seed, "model"),
+                            dtype=_dtype(first))
+        return [train(model, task, first.train, probes=first.probes, recorder=recorders[0],  # type: ignore[arg-type]
+                      generator=generator(batch_seed(first.seed, first.train.batch_seed), "batches"),
+                      progress=progress)]
+    results = train_ensemble(task, list(specs), recorders=list(recorders),
+                             progress=(lambda step, total: progress(step, total)) if progress else None,
+                             data_key=data_fingerprint(task))
+    return [TrainResult(**{f.name: getattr(r, f.name) for f in fields(TrainResult)}) for r in results]
+
+
+@dataclass(frozen=True)
+class GroupResult:
+    """What a worker sends back for one group: per run its `TrainResult` and its buffered
+    records, in the group's order; the worker's compute time and process id."""
+
+    results: list[TrainResult]
+    buffers: list[BufferRecorder]
+    compute_s: float
+    pid: int
+
+
+def train_group_buffered(specs: Sequence[RunSpec]) -> GroupResult:
+    """Train one group where the store cannot be written (a worker process): the task and the
+    models are built from the specs, records go to `BufferRecorder`s. Picklable in and out."""
+    started = time.perf_counter()
+    specs = list(specs)
+    task = make_task(specs[0].data, specs[0].seed, dtype=_dtype(specs[0]))
+    buffers = [BufferRecorder() for _ in specs]
+    results = train_runs(task, specs, buffers)
+    return GroupResult(results, buffers, time.perf_counter() - started, os.getpid())
+
+
+# ------------------------------------------------------------------------------ an executor's worker
+TEST_KILL_ENV = "PHENOLAB_TEST_KILL_WORKER"
+"""Test-only fault injection, read by executor workers (`run_job`): JSON ``{"jobs": {"K": N, ...},
+"dir": PATH}`` makes the worker that starts job K (its index in one `run_jobs` call) SIGKILL
+itself the first N times it does (counted by marker files in PATH, which outlive the worker)."""
+
+
+def init_worker(threads: int, driver: int | None = None) -> None:
+    """Once per executor worker process: leave Ctrl-C to the driver, use `threads` threads, and
+    (POSIX, given the driver's pid) exit as soon as the driver is gone, even mid-job: nobody
+    would collect the result, and the next run of the command wants the cores."""
+    from phenolab.threads import set_threads
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    set_threads(threads)
+    if driver is not None and os.name == "posix":
+        if os.getppid() != driver:  # the driver died before this worker started
+            os._exit(1)
+        threading.Thread(target=_watch_driver, args=(driver,), name="phenolab-driver-watch", daemon=True).start()
+
+
+def _watch_driver(driver: int, every_s: float = 1.0) -> None:
+    """Exit this worker once its parent (the driver) is gone: the worker is re-parented then."""
+    while True:
+        time.sleep(every_s)
+        if os.getppid() != driver:
+            os._exit(1)
+
+
+def run_job(fn: Callable[..., Any], args: tuple[Any, ...], index: int) -> tuple[Any, float, int]:
+    """Run job `index` in an executor's worker: its result, the function's own wall time, the worker's pid."""
+    _test_kill(index)
+    started = time.perf_counter()
+    value = fn(*args)
+    return value, time.perf_counter() - started, os.getpid()
+
+
+def _test_kill(index: int) -> None:
+    """Test-only: SIGKILL this worker if `TEST_KILL_ENV` asks for it at job `index` (see there)."""
+    raw = os.environ.get(TEST_KILL_ENV)
+    if not raw:
+        return
+    spec = json.loads(raw)
+    times = int(spec["jobs"].get(str(index), 0))
+    marks = Path(spec["dir"])
+    done = len(list(marks.glob(f"killed-{index}-*")))
+    if done >= times:
+        return
+    (marks / f"killed-{index}-{done}").touch()
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,9 +1,10 @@
-"""Benchmark: a sweep on each executor (inline, local, ray when it exists), wall time and overhead per task.
+"""Benchmark: a sweep on each executor (inline, local, ray), wall time and overhead per task.
 
     python benchmarks/sweep.py                 # phase-diagram quick x lr_scale=0.25,0.5 (minutes)
     python benchmarks/sweep.py --small         # widths 100, 400 and 4000 steps: a smoke run
     python benchmarks/sweep.py --seeds 3       # three times the runs in the same 4 tasks
     python benchmarks/sweep.py --jobs 4 --executors inline,local
+    python benchmarks/sweep.py --executors ray --address auto   # a cluster started with `ray start`
 
 Workload: the README's sweep, ``phenolab sweep phase-diagram --quick --axis lr_scale=0.25,0.5``:
 4 phase points x 4 widths (100 ... 6400) x 1 seed per lr_scale, 32 training runs, GD until the
@@ -11,8 +12,12 @@ loss falls to 1e-4 of its start (at most 20000 steps). Runs of one width form on
 group (points and lr_scales share it), so the sweep is 4 tasks of very different sizes.
 
 Each executor runs the same sweep into a fresh store, in this one process, one after another
-(the driver's imports and first-use costs are paid before the first timing). Printed per executor:
+(the driver's imports and first-use costs are paid before the first timing). ``ray`` is a private
+local Ray instance (``ray.init(address="local")``, `--jobs` CPUs, a 100 MB object store) unless
+`--address` names a cluster; without Ray installed its row says so. Printed per executor:
 
+- start: entering the executor before the sweep (Ray: starting or joining Ray; local workers
+  start lazily, inside the first task's overhead);
 - wall: the whole `run_sweep` call (planning, training, recording, analysis, figures);
 - compute: the tasks' own time, summed (in the worker; inline: the group's training with its
   live store writes);
@@ -46,10 +51,16 @@ from phenolab.sweep.run import run_sweep
 from phenolab.threads import set_threads
 
 
-def one(name: str, jobs: int | None, spec, root: Path) -> dict:
+def one(name: str, jobs: int | None, spec, root: Path, address: str | None = None) -> dict:
     """Run the sweep on executor `name` into a fresh store; its timings and final losses."""
+    options = {}
+    if name == "ray":
+        options = {"address": address} if address else {"object_store_memory": 100 * 1024 * 1024}
     try:
-        executor: Executor = make_executor(name, jobs=jobs if name != "inline" else None)
+        executor: Executor = make_executor(name, jobs=jobs if name != "inline" else None, **options)
+        entering = time.perf_counter()
+        executor.__enter__()
+        start = time.perf_counter() - entering
     except ConfigError as exc:
         return {"name": name, "error": str(exc)}
     with Store(root / f"{name}.sqlite") as st, executor:
@@ -61,7 +72,9 @@ def one(name: str, jobs: int | None, spec, root: Path) -> dict:
     stats = executor.stats
     compute = sum(s.compute_s for s in stats)
     slots = getattr(executor, "jobs", 1)
-    return {"name": name, "jobs": min(slots, len(stats)) if stats else slots, "wall": wall, "compute": compute,
+    slots = slots or max(1, len({s.worker for s in stats}))  # a cluster with no --jobs: the workers seen
+    return {"name": name, "jobs": min(slots, len(stats)) if stats else slots, "start": start, "wall": wall,
+            "compute": compute,
             "tasks": len(stats), "overhead": sum(s.wall_s - s.compute_s for s in stats) / max(1, len(stats)),
             "overhead_median": statistics.median([s.wall_s - s.compute_s for s in stats]) if stats else math.nan,
             "record": sum(s.record_s for s in stats) / max(1, len(stats)),
@@ -75,6 +88,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="workers of the pool executors (default 2)")
     parser.add_argument("--executors", default="inline,local,ray", help="comma-separated (default inline,local,ray)")
     parser.add_argument("--axis", default="lr_scale=0.25,0.5", help="the sweep's axis (default lr_scale=0.25,0.5)")
+    parser.add_argument("--address", default=None, help="for ray: a cluster (auto or HOST:PORT; default: a local Ray)")
     parser.add_argument("--seeds", default=None, help="n or a list, as `phenolab sweep --seeds` (default: the preset's, 1)")
     args = parser.parse_args()
     set_threads(1)  # the driver, as the command line runs it; pool workers get cores // jobs
@@ -88,10 +102,10 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            rows.append(one(name, args.jobs, spec, Path(tmp)))
+            rows.append(one(name, args.jobs, spec, Path(tmp), args.address))
             print(f"  {name}: done", flush=True)
     reference = next((r for r in rows if r["name"] == "inline" and "error" not in r), None)
-    header = (f"{'executor':<8} {'jobs':>4} {'tasks':>5} {'wall s':>8} {'compute s':>9} {'overhead/task s':>15} "
+    header = (f"{'executor':<8} {'jobs':>4} {'tasks':>5} {'start s':>7} {'wall s':>8} {'compute s':>9} {'overhead/task s':>15} "
               f"{'(median)':>8} {'record/task s':>13} {'slot idle/task s':>16} {'speed-up':>8} {'max rel diff':>12}")
     print(header)
     print("-" * len(header))
@@ -105,7 +119,7 @@ def main() -> None:
             pairs = [(a, reference["losses"].get(h)) for h, a in r["losses"].items()]
             diff = max((abs(a - b) / max(abs(b), 1e-300) for a, b in pairs if a is not None and b is not None),
                        default=math.nan)
-        print(f"{r['name']:<8} {r['jobs']:>4} {r['tasks']:>5} {r['wall']:>8.1f} {r['compute']:>9.1f} "
+        print(f"{r['name']:<8} {r['jobs']:>4} {r['tasks']:>5} {r['start']:>7.1f} {r['wall']:>8.1f} {r['compute']:>9.1f} "
               f"{r['overhead']:>15.2f} {r['overhead_median']:>8.2f} {r['record']:>13.3f} {r['idle']:>16.2f} "
               f"{speed:>8.2f} {diff:>12.2g}")
     for r in rows:

@@ -263,14 +263,11 @@ def test_export_without_the_extra_or_from_a_corrupt_store_exits_2(capsys, sweep_
 
 # ------------------------------------------------------------------ executor options
 @pytest.mark.parametrize("args,expected", [
-    (["sweep", "condensation", "--axis", "width=20,30", "--executor", "ray"],
-     "--executor ray: not available yet (available: inline, local)"),
     (["sweep", "condensation", "--axis", "width=20,30", "--executor", "dask"], "--executor: must be one of inline, local"),
     (["sweep", "condensation", "--axis", "width=20,30", "--jobs", "0"], "--jobs: must be a positive integer, got '0'"),
     (["sweep", "condensation", "--axis", "width=20,30", "--attempts", "x"], "--attempts: must be a positive integer"),
     (["run", "f-principle", "--executor", "inline", "--jobs", "2"], "--jobs: the inline executor trains in this process"),
     (["run", "f-principle", "--attempts", "2"], "--attempts: the inline executor has no workers to retry"),
-    (["verify", "--only", "f-principle", "--executor", "ray"], "--executor ray: not available yet"),
 ])
 def test_bad_executor_options_are_one_line_exit_2_and_store_unchanged(capsys, store_with_a_run, args, expected):
     before = digest(store_with_a_run)
@@ -290,3 +287,26 @@ def test_run_with_jobs_trains_in_workers_and_force_trains_again_inline(capsys, t
     code, out, _ = call(capsys, *args, "--executor", "inline", "--force")
     with Store(store, readonly=True) as st:
         assert len(st.list_runs(kind="train", status="done")) == 4  # --force trains again, inline
+
+
+# ------------------------------------------------------------------ --address (the ray executor)
+@pytest.mark.parametrize("args", [
+    ["sweep", "condensation", "--axis", "width=20,30", "--address", "127.0.0.1:6379"],
+    ["sweep", "condensation", "--axis", "width=20,30", "--executor", "local", "--address", "auto"],
+    ["run", "f-principle", "--address", "auto"],
+    ["verify", "--only", "f-principle", "--jobs", "2", "--address", "auto"],
+])
+def test_address_without_the_ray_executor_is_one_line_exit_2(capsys, store_with_a_run, args):
+    before = digest(store_with_a_run)
+    code, _, err = call(capsys, *args, "--store", str(store_with_a_run))
+    assert code == 2 and "--address: only with --executor ray" in err and len(err.strip().splitlines()) == 1
+    assert digest(store_with_a_run) == before
+
+
+def test_a_bad_ray_address_is_one_line_exit_2_before_ray_starts(capsys, store_with_a_run):
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'phenolab[ray]')")
+    before = digest(store_with_a_run)
+    code, _, err = call(capsys, "sweep", "condensation", "--axis", "width=20,30", "--executor", "ray",
+                        "--address", "no-port-here", "--store", str(store_with_a_run))
+    assert code == 2 and "--address: auto, HOST:PORT or ray://HOST:PORT" in err and len(err.strip().splitlines()) == 1
+    assert digest(store_with_a_run) == before

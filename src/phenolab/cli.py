@@ -29,12 +29,17 @@ EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 StoreOption = typer.Option(None, "--store", help="SQLite store file (default: $PHENOLAB_STORE or ./phenolab-runs/phenolab.sqlite).")
 ExecutorOption = typer.Option(
     None, "--executor", metavar="NAME",
-    help="Where the groups of runs train: inline (this process, one after another) or local (a pool of worker "
-         "processes). Default: local for sweep and verify, inline for run (or local when --jobs is given).")
+    help="Where the groups of runs train: inline (this process, one after another), local (a pool of worker "
+         "processes) or ray (Ray tasks; pip install 'phenolab[ray]'). Default: local for sweep and verify, inline "
+         "for run (or local when --jobs is given).")
 JobsOption = typer.Option(None, "--jobs", "-j", metavar="N",
                           help="Worker processes for --executor local (default: the CPUs this process may use).")
 AttemptsOption = typer.Option(None, "--attempts", metavar="N",
-                              help="Tries per group whose worker dies, for --executor local (default: 3); then its runs are failed.")
+                              help="Tries per group whose worker dies, for --executor local or ray (default: 3); then its runs are failed.")
+AddressOption = typer.Option(
+    None, "--address", metavar="auto|HOST:PORT",
+    help="For --executor ray: the Ray cluster to run on (auto: the one `ray start` began on this machine; HOST:PORT: "
+         "its head). Default: a private Ray instance on this machine, stopped at the end.")
 
 
 class BadInput(Exception):
@@ -142,6 +147,7 @@ def run(
     executor: Optional[str] = ExecutorOption,
     jobs: Optional[str] = JobsOption,
     attempts: Optional[str] = AttemptsOption,
+    address: Optional[str] = AddressOption,
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run one experiment, print its verdict beside the paper's numbers, write figures and a report."""
@@ -151,7 +157,7 @@ def run(
     experiment = get_experiment(name)
     ovr = _overrides(overrides or [], config)
     experiment.resolve(preset, ovr)  # validate before the store is touched
-    pool = _executor(executor, jobs, attempts, default="inline")
+    pool = _executor(executor, jobs, attempts, default="inline", address=address)
     with _open_store(store) as st, pool:
         with _Progress(name) as progress:
             outcome = run_experiment(name, store=st, preset=preset, overrides=ovr, force=force, progress=progress,
@@ -170,6 +176,7 @@ def verify(
     executor: Optional[str] = ExecutorOption,
     jobs: Optional[str] = JobsOption,
     attempts: Optional[str] = AttemptsOption,
+    address: Optional[str] = AddressOption,
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run every catalog entry and print a verdict table; writes one HTML summary page."""
@@ -177,7 +184,7 @@ def verify(
 
     preset = _preset(quick, full)
     chosen = [get_experiment(n) for n in only] if only else experiments()
-    pool = _executor(executor, jobs, attempts, default="local")  # one pool, warm across the experiments
+    pool = _executor(executor, jobs, attempts, default="local", address=address)  # one pool, warm across the experiments
     rows = []
     with _open_store(store) as st, pool:
         for e in chosen:
@@ -214,6 +221,7 @@ def sweep(
     executor: Optional[str] = ExecutorOption,
     jobs: Optional[str] = JobsOption,
     attempts: Optional[str] = AttemptsOption,
+    address: Optional[str] = AddressOption,
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run an experiment over a grid of config values; every point lands in the store under one sweep id."""
@@ -231,7 +239,7 @@ def sweep(
         if not axis:
             raise BadInput("--axis: a sweep needs at least one axis, e.g. --axis model.init.gamma=0.5:2:4")
         spec = sweep_from_cli(name, list(axis), seeds, list(overrides or []), _preset(quick, full), sweep_name)
-    pool = _executor(executor, jobs, attempts, default="local")
+    pool = _executor(executor, jobs, attempts, default="local", address=address)
     started = time.monotonic()
     with _open_store(store) as st, pool:
         with _Progress("sweep") as progress:
@@ -408,14 +416,18 @@ def report(
 
 
 # -------------------------------------------------------------------------------- helpers
-def _executor(name: Optional[str], jobs: Optional[str], attempts: Optional[str], default: str) -> Any:
+def _executor(name: Optional[str], jobs: Optional[str], attempts: Optional[str], default: str,
+              address: Optional[str] = None) -> Any:
     """The executor the options ask for (`--jobs` alone means local); bad values are one-line bad input."""
     from phenolab.sweep.executors import make_executor
 
     n_jobs, n_attempts = _count("--jobs", jobs), _count("--attempts", attempts)
     chosen = name if name is not None else ("local" if n_jobs is not None else default)
+    if address is not None and chosen != "ray":
+        raise BadInput(f"--address: only with --executor ray (a Ray cluster), not with the {chosen} executor")
+    options = {} if address is None else {"address": address}
     try:
-        return make_executor(chosen, jobs=n_jobs, attempts=n_attempts)
+        return make_executor(chosen, jobs=n_jobs, attempts=n_attempts, **options)
     except ConfigError as exc:
         raise BadInput(f"--{exc}") from None
 

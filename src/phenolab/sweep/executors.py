@@ -8,7 +8,8 @@ executors, found by name in a registry (`make_executor`, `register_executor`):
   path phenolab always had; per-step progress).
 - ``local``: a pool of worker processes on this machine (joblib's loky: cloudpickle, fresh
   interpreters), ``jobs`` groups at a time, each worker with ``max(1, cores // jobs)`` threads.
-- ``ray``: reserved for the cluster executor; until it registers, asking for it is an error.
+- ``ray``: Ray core tasks, on a private local Ray instance or a cluster
+  (`phenolab.sweep.ray_executor`, imported when asked for; ``pip install 'phenolab[ray]'``).
 
 The unit of work is a `Job`: a picklable function and its arguments, whose result is plain
 picklable data. For training, a job is one ensemble group: `train_group_buffered` builds the
@@ -375,7 +376,8 @@ def _local(jobs: int | None = None, attempts: int | None = None) -> Executor:
 
 
 _REGISTRY: dict[str, ExecutorFactory] = {"inline": _inline, "local": _local}
-_RESERVED = {"ray": "not available yet"}
+_LAZY = {"ray": ("phenolab.sweep.ray_executor", "ray", "pip install 'phenolab[ray]'")}
+"""Executors whose module registers them when imported: name -> (module, package it needs, how to install)."""
 
 
 def register_executor(name: str, factory: ExecutorFactory) -> None:
@@ -383,7 +385,6 @@ def register_executor(name: str, factory: ExecutorFactory) -> None:
     if not re.fullmatch(r"[a-z][a-z0-9_-]*", name):
         raise ValueError(f"executor name: lower-case letters, digits, '-' and '_', got {name!r}")
     _REGISTRY[name] = factory
-    _RESERVED.pop(name, None)
 
 
 def executor_names() -> list[str]:
@@ -391,21 +392,32 @@ def executor_names() -> list[str]:
     return list(_REGISTRY)
 
 
-def make_executor(name: str = "inline", *, jobs: int | None = None, attempts: int | None = None) -> Executor:
-    """The executor called `name` with `jobs` workers and `attempts` tries per job (None: defaults).
+def make_executor(name: str = "inline", *, jobs: int | None = None, attempts: int | None = None,
+                  **options: Any) -> Executor:
+    """The executor called `name` with `jobs` workers and `attempts` tries per job (None: defaults);
+    `options` go to its factory as they are (``ray``: ``address``, ``threads``).
 
-    ConfigError, naming the field and what is allowed, for an unknown or not yet available name
+    ConfigError, naming the field and what is allowed, for an unknown or not installed name
     or a bad number."""
+    if name in _LAZY and name not in _REGISTRY:
+        module, package, install = _LAZY[name]
+        try:
+            import importlib
+
+            importlib.import_module(module)  # registers it
+        except ModuleNotFoundError as exc:
+            if exc.name != package and not (exc.name or "").startswith(package + "."):
+                raise
+            raise ConfigError([f"executor {name}: not available yet (available: {', '.join(_REGISTRY)}): "
+                               f"the {package} package is not installed; {install}"]) from None
     available = ", ".join(_REGISTRY)
-    if name in _RESERVED and name not in _REGISTRY:
-        raise ConfigError([f"executor {name}: {_RESERVED[name]} (available: {available})"])
     if name not in _REGISTRY:
         raise ConfigError([f"executor: must be one of {available}, got {name!r}"])
     if jobs is not None:
         _positive("jobs", jobs)
     if attempts is not None:
         _positive("attempts", attempts)
-    return _REGISTRY[name](jobs=jobs, attempts=attempts)
+    return _REGISTRY[name](jobs=jobs, attempts=attempts, **options)
 
 
 def available_cores() -> int:

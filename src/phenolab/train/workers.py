@@ -187,6 +187,32 @@ def run_job(fn: Callable[..., Any], args: tuple[Any, ...], index: int) -> tuple[
     return value, time.perf_counter() - started, os.getpid()
 
 
+_RAY_THREADS: int | None = None
+
+
+def run_ray_job(fn: Callable[..., Any], args: tuple[Any, ...], index: int,
+                threads: int) -> tuple[Any, float, int, str]:
+    """`run_job` in a Ray worker (`phenolab.sweep.ray_executor`): Ray reuses its worker processes,
+    so the first job of each sets its `threads` (Ray gave the task as many CPUs); adds the node's
+    address to the result (``pid N on HOST``)."""
+    global _RAY_THREADS
+    if _RAY_THREADS != threads:
+        from phenolab.threads import set_threads
+
+        set_threads(threads)
+        _RAY_THREADS = threads
+    value, compute_s, pid = run_job(fn, args, index)
+    try:
+        import ray
+
+        node = ray.util.get_node_ip_address()
+    except Exception:  # pragma: no cover - outside Ray, or Ray's internals changed
+        import socket
+
+        node = socket.gethostname()
+    return value, compute_s, pid, node
+
+
 def _test_kill(index: int) -> None:
     """Test-only: SIGKILL this worker if `TEST_KILL_ENV` asks for it at job `index` (see there)."""
     raw = os.environ.get(TEST_KILL_ENV)

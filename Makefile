@@ -27,8 +27,11 @@ $(DEVSTAMP): $(STAMP)
 install: $(STAMP)
 dev: $(DEVSTAMP)
 
+# a failed verdict (exit 1) is a finding the table reports, not a broken demo; bad input or a crash is
 demo: $(STAMP)
-	$(BIN)/phenolab verify --quick
+	@$(BIN)/phenolab verify --quick; rc=$$?; \
+	if [ $$rc -eq 1 ]; then echo "demo: some verdicts failed (findings: see the table above)"; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
 test: $(DEVSTAMP)
 	$(BIN)/python -m pytest

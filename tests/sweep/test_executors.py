@@ -16,43 +16,13 @@ import pytest
 
 from phenolab.config import ConfigError
 from phenolab.store import Store
-from phenolab.sweep import sweep_from_cli
 from phenolab.sweep.executors import (Executor, InlineExecutor, Job, JobFailed, LocalExecutor, executor_names,
                                       make_executor, register_executor)
 from phenolab.sweep.run import run_sweep
 from phenolab.train.workers import TEST_KILL_ENV
+from tiny_sweeps import tiny_sweep, train_runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-# 2 axes x 2 values: 4 points; the width axis makes 2 ensemble groups (the large-init run is
-# shared by the two small_gamma points of a width, so 3 training runs per group, 6 in all)
-AXES = ["small_gamma=1.5,2", "width=20,30"]
-
-
-def tiny_sweep(steps: int = 150, axes: list[str] = AXES):
-    return sweep_from_cli("condensation", list(axes), seeds=1, base_overrides=[f"train.steps={steps}"])
-
-
-def train_runs(st: Store) -> dict[str, dict]:
-    """Training runs by config hash; fails if a config hash is there twice."""
-    runs = st.list_runs(kind="train")
-    counts = Counter(r["config_hash"] for r in runs)
-    assert set(counts.values()) == {1}, f"doubled runs: {[h for h, n in counts.items() if n > 1]}"
-    return {r["config_hash"]: r for r in runs}
-
-
-@pytest.fixture(scope="module")
-def inline_store(tmp_path_factory):
-    """The tiny sweep trained inline, the reference for the local executor."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("inline") / "s.sqlite"
-    with Store(path) as st, InlineExecutor() as ex:
-        run_sweep(tiny_sweep(), store=st, executor=ex)
-    torch.set_num_threads(threads)
-    return path
 
 
 def test_local_equals_inline_run_by_run(tmp_path, inline_store):

@@ -39,27 +39,14 @@ os.environ.update(AUTH_ENV)  # before Ray is imported: it reads RAY_AUTH_MODE in
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'phenolab[ray]')")
 
 from phenolab.store import Store  # noqa: E402
-from phenolab.sweep import sweep_from_cli  # noqa: E402
-from phenolab.sweep.executors import InlineExecutor, Job, JobFailed, make_executor  # noqa: E402
+from phenolab.sweep.executors import Job, JobFailed, make_executor  # noqa: E402
 from phenolab.sweep.run import run_sweep  # noqa: E402
 from phenolab.train.workers import TEST_KILL_ENV  # noqa: E402
+from tiny_sweeps import tiny_sweep, train_runs  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("one_thread")]
 
-AXES = ["small_gamma=1.5,2", "width=20,30"]  # 4 points, 2 ensemble groups, 6 training runs
 STORE_MB = 100 * 1024 * 1024  # Ray's object store for these tests: 100 MB, not 30 % of the machine's memory
-
-
-def tiny_sweep(steps: int = 150):
-    return sweep_from_cli("condensation", list(AXES), seeds=1, base_overrides=[f"train.steps={steps}"])
-
-
-def train_runs(st: Store) -> dict[str, dict]:
-    """Training runs by config hash; fails if a config hash is there twice."""
-    runs = st.list_runs(kind="train")
-    counts = Counter(r["config_hash"] for r in runs)
-    assert set(counts.values()) == {1}, f"doubled runs: {[h for h, n in counts.items() if n > 1]}"
-    return {r["config_hash"]: r for r in runs}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -78,19 +65,6 @@ def ray_auth():
             os.environ.pop(k, None)
         else:
             os.environ[k] = v
-
-
-@pytest.fixture(scope="module")
-def inline_store(tmp_path_factory):
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("inline") / "s.sqlite"
-    with Store(path) as st, InlineExecutor() as ex:
-        run_sweep(tiny_sweep(), store=st, executor=ex)
-    torch.set_num_threads(threads)
-    return path
 
 
 def test_local_ray_equals_inline_run_by_run_and_shuts_down_what_it_started(tmp_path, inline_store):

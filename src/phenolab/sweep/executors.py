@@ -143,6 +143,16 @@ class Executor(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
+    def _record(self, job: Job, tries: int, sent: float, compute_s: float, worker: str, on_done: OnDone, i: int,
+                outcome: Any) -> None:
+        """Hand job i's `outcome` to ``on_done`` and keep its `JobStats` (wall from `sent`, the
+        time ``on_done`` took to record it as ``record_s``)."""
+        received = time.perf_counter()
+        self.stats.append(JobStats(job.label, tries, received - sent, compute_s, 0.0,
+                                   isinstance(outcome, JobFailed), worker))
+        on_done(i, outcome)
+        self.stats[-1] = replace(self.stats[-1], record_s=time.perf_counter() - received)
+
     # ------------------------------------------------------------------ training groups
     def train_groups(self, groups: Sequence[Sequence[TrainItem]], store: Store, progress: ProgressFn | None,
                      done: GroupDone) -> None:
@@ -302,14 +312,6 @@ class LocalExecutor(Executor):
         except BaseException:
             self._terminate()
             raise
-
-    def _record(self, job: Job, tries: int, sent: float, compute_s: float, worker: str, on_done: OnDone, i: int,
-                outcome: Any) -> None:
-        received = time.perf_counter()
-        self.stats.append(JobStats(job.label, tries, received - sent, compute_s, 0.0,
-                                   isinstance(outcome, JobFailed), worker))
-        on_done(i, outcome)
-        self.stats[-1] = replace(self.stats[-1], record_s=time.perf_counter() - received)
 
     def _pool(self, slot: int) -> Any:
         pool = self._pools.get(slot)

@@ -46,7 +46,7 @@ import ray
 import ray.exceptions
 
 from phenolab.config import ConfigError
-from phenolab.sweep.executors import (DEFAULT_ATTEMPTS, IDLE_S, Executor, Job, JobFailed, JobStats, OnDone, OnIdle,
+from phenolab.sweep.executors import (DEFAULT_ATTEMPTS, IDLE_S, Executor, Job, JobFailed, OnDone, OnIdle,
                                       OnStart, _positive, available_cores, register_executor)
 
 _ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
@@ -200,16 +200,6 @@ class RayExecutor(Executor):
         except BaseException:
             self._cancel(list(running))
             raise
-
-    def _record(self, job: Job, tries: int, sent: float, compute_s: float, worker: str, on_done: OnDone, i: int,
-                outcome: Any) -> None:
-        received = time.perf_counter()
-        self.stats.append(JobStats(job.label, tries, received - sent, compute_s, 0.0,
-                                   isinstance(outcome, JobFailed), worker))
-        on_done(i, outcome)
-        from dataclasses import replace
-
-        self.stats[-1] = replace(self.stats[-1], record_s=time.perf_counter() - received)
 
     @staticmethod
     def _cancel(refs: list[Any]) -> None:

@@ -11,7 +11,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from phenolab.config import ConfigError
@@ -20,7 +19,7 @@ from phenolab.sweep.executors import (Executor, InlineExecutor, Job, JobFailed, 
                                       make_executor, register_executor)
 from phenolab.sweep.run import run_sweep
 from phenolab.train.workers import TEST_KILL_ENV
-from tiny_sweeps import tiny_sweep, train_runs
+from tiny_sweeps import assert_same_runs, tiny_sweep, train_runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -30,21 +29,7 @@ def test_local_equals_inline_run_by_run(tmp_path, inline_store):
         outcome = run_sweep(tiny_sweep(), store=st, executor=ex)
         assert len(ex.stats) == 2 and all(s.attempts == 1 for s in ex.stats)
         assert len({s.worker for s in ex.stats}) == 2  # the two groups went to two workers
-        local = train_runs(st)
-        with Store(inline_store, readonly=True) as ref_st:
-            reference = train_runs(ref_st)
-            assert set(local) == set(reference) and len(local) == 6
-            for h, run in local.items():
-                ref = reference[h]
-                assert run["status"] == ref["status"] == "done" and run["label"] == ref["label"]
-                assert run["summary"]["final_loss"] == pytest.approx(ref["summary"]["final_loss"], rel=1e-6, abs=1e-12)
-                mine, theirs = st.metrics(run["id"]), ref_st.metrics(ref["id"])
-                assert list(mine["name"]) == list(theirs["name"]) and list(mine["step"]) == list(theirs["step"])
-                np.testing.assert_allclose(mine["value"], theirs["value"], rtol=1e-6, atol=1e-12)
-                assert [a["name"] for a in st.artifacts(run["id"])] == [a["name"] for a in ref_st.artifacts(ref["id"])]
-                np.testing.assert_allclose(st.load_artifact(run["id"], "condensation/amplitude")["values"],
-                                           ref_st.load_artifact(ref["id"], "condensation/amplitude")["values"],
-                                           rtol=1e-6, atol=1e-12)
+        assert_same_runs(st, inline_store)
         assert st.get_run(outcome.run_id)["status"] == "done"
         with Store(inline_store, readonly=True) as ref_st:
             verdicts = {r["config_hash"]: r["verdict"]["passed"] for r in ref_st.list_runs(kind="experiment")}

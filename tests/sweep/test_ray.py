@@ -28,7 +28,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 TOKEN = secrets.token_hex(32)
@@ -42,7 +41,7 @@ from phenolab.store import Store  # noqa: E402
 from phenolab.sweep.executors import Job, JobFailed, make_executor  # noqa: E402
 from phenolab.sweep.run import run_sweep  # noqa: E402
 from phenolab.train.workers import TEST_KILL_ENV  # noqa: E402
-from tiny_sweeps import tiny_sweep, train_runs  # noqa: E402
+from tiny_sweeps import assert_same_runs, tiny_sweep, train_runs  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("one_thread")]
 
@@ -74,20 +73,7 @@ def test_local_ray_equals_inline_run_by_run_and_shuts_down_what_it_started(tmp_p
         assert ray.cluster_resources().get("CPU") == 2  # workers x threads <= cores
         outcome = run_sweep(tiny_sweep(), store=st, executor=ex)
         assert len(ex.stats) == 2 and all(s.attempts == 1 and s.worker.startswith("pid ") for s in ex.stats)
-        mine = train_runs(st)
-        with Store(inline_store, readonly=True) as ref_st:
-            reference = train_runs(ref_st)
-            assert set(mine) == set(reference) and len(mine) == 6
-            for h, run in mine.items():
-                ref = reference[h]
-                assert run["status"] == ref["status"] == "done" and run["label"] == ref["label"]
-                assert run["summary"]["final_loss"] == pytest.approx(ref["summary"]["final_loss"], rel=1e-6, abs=1e-12)
-                a, b = st.metrics(run["id"]), ref_st.metrics(ref["id"])
-                assert list(a["name"]) == list(b["name"]) and list(a["step"]) == list(b["step"])
-                np.testing.assert_allclose(a["value"], b["value"], rtol=1e-6, atol=1e-12)
-                np.testing.assert_allclose(st.load_artifact(run["id"], "condensation/amplitude")["values"],
-                                           ref_st.load_artifact(ref["id"], "condensation/amplitude")["values"],
-                                           rtol=1e-6, atol=1e-12)
+        assert_same_runs(st, inline_store)
         assert st.get_run(outcome.run_id)["status"] == "done"
     assert not ray.is_initialized()  # it started Ray, so it stopped it
 

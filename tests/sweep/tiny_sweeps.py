@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
 
 from phenolab.store import Store
 from phenolab.sweep import sweep_from_cli
@@ -22,3 +26,23 @@ def train_runs(st: Store) -> dict[str, dict]:
     counts = Counter(r["config_hash"] for r in runs)
     assert set(counts.values()) == {1}, f"doubled runs: {[h for h, n in counts.items() if n > 1]}"
     return {r["config_hash"]: r for r in runs}
+
+
+def assert_same_runs(st: Store, reference: Path) -> None:
+    """Every training run of `st` equals the run with its config hash in the `reference` store:
+    status, label, final loss, metric series and the condensation artifact (to 1e-6)."""
+    mine = train_runs(st)
+    with Store(reference, readonly=True) as ref_st:
+        theirs = train_runs(ref_st)
+        assert set(mine) == set(theirs) and len(mine) == 6
+        for h, run in mine.items():
+            ref = theirs[h]
+            assert run["status"] == ref["status"] == "done" and run["label"] == ref["label"]
+            assert run["summary"]["final_loss"] == pytest.approx(ref["summary"]["final_loss"], rel=1e-6, abs=1e-12)
+            a, b = st.metrics(run["id"]), ref_st.metrics(ref["id"])
+            assert list(a["name"]) == list(b["name"]) and list(a["step"]) == list(b["step"])
+            np.testing.assert_allclose(a["value"], b["value"], rtol=1e-6, atol=1e-12)
+            assert [x["name"] for x in st.artifacts(run["id"])] == [x["name"] for x in ref_st.artifacts(ref["id"])]
+            np.testing.assert_allclose(st.load_artifact(run["id"], "condensation/amplitude")["values"],
+                                       ref_st.load_artifact(ref["id"], "condensation/amplitude")["values"],
+                                       rtol=1e-6, atol=1e-12)

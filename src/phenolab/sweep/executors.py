@@ -106,6 +106,37 @@ OnDone = Callable[[int, Any], None]
 OnIdle = Callable[[], None]
 
 
+class _Attempts:
+    """The dispatch bookkeeping of a pool executor: the queue of jobs to send, each job's tries,
+    the deaths of its workers and when it was first sent."""
+
+    def __init__(self, count: int, attempts: int, died: Callable[[list[str]], str]) -> None:
+        self.pending = deque(range(count))
+        self.tries = [0] * count
+        self.deaths: list[list[str]] = [[] for _ in range(count)]
+        self.first_sent = [0.0] * count
+        self.attempts = attempts
+        self._died = died
+
+    def send(self, on_start: OnStart | None) -> int:
+        """The next job to send (``on_start`` before its first try)."""
+        i = self.pending.popleft()
+        if self.tries[i] == 0:
+            self.first_sent[i] = time.perf_counter()
+            if on_start is not None:
+                on_start(i)
+        self.tries[i] += 1
+        return i
+
+    def died(self, i: int, death: str) -> JobFailed | None:
+        """Job i's worker died: queue it again (None) or, after its last attempt, its `JobFailed`."""
+        self.deaths[i].append(death)
+        if self.tries[i] < self.attempts:
+            self.pending.appendleft(i)
+            return None
+        return JobFailed(self._died(self.deaths[i]), self.tries[i])
+
+
 class Executor(ABC):
     """Runs jobs somewhere and hands their results back to this process, one at a time.
 
@@ -143,12 +174,12 @@ class Executor(ABC):
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
-    def _record(self, job: Job, tries: int, sent: float, compute_s: float, worker: str, on_done: OnDone, i: int,
+    def _record(self, job: Job, ledger: _Attempts, compute_s: float, worker: str, on_done: OnDone, i: int,
                 outcome: Any) -> None:
-        """Hand job i's `outcome` to ``on_done`` and keep its `JobStats` (wall from `sent`, the
-        time ``on_done`` took to record it as ``record_s``)."""
+        """Hand job i's `outcome` to ``on_done`` and keep its `JobStats` (wall from its first
+        sending, the time ``on_done`` took to record it as ``record_s``)."""
         received = time.perf_counter()
-        self.stats.append(JobStats(job.label, tries, received - sent, compute_s, 0.0,
+        self.stats.append(JobStats(job.label, ledger.tries[i], received - ledger.first_sent[i], compute_s, 0.0,
                                    isinstance(outcome, JobFailed), worker))
         on_done(i, outcome)
         self.stats[-1] = replace(self.stats[-1], record_s=time.perf_counter() - received)
@@ -269,22 +300,14 @@ class LocalExecutor(Executor):
         from phenolab.experiments.training import error_line
         from phenolab.train.workers import run_job
 
-        pending = deque(range(len(jobs)))
-        tries = [0] * len(jobs)
-        deaths: list[list[str]] = [[] for _ in jobs]
-        first_sent = [0.0] * len(jobs)
+        ledger = _Attempts(len(jobs), self.attempts, _died)
         free = list(range(min(self.jobs, len(jobs))))[::-1]
         running: dict[Any, tuple[int, int]] = {}  # future -> (slot, job)
         last_idle = time.monotonic()
         try:
-            while pending or running:
-                while pending and free:
-                    i, slot = pending.popleft(), free.pop()
-                    if tries[i] == 0:
-                        first_sent[i] = time.perf_counter()
-                        if on_start is not None:
-                            on_start(i)
-                    tries[i] += 1
+            while ledger.pending or running:
+                while ledger.pending and free:
+                    i, slot = ledger.send(on_start), free.pop()
                     running[self._pool(slot).submit(run_job, jobs[i].fn, jobs[i].args, i)] = (slot, i)
                 finished, _ = wait(list(running), timeout=IDLE_S, return_when=FIRST_COMPLETED)
                 if on_idle is not None and time.monotonic() - last_idle >= IDLE_S:
@@ -297,18 +320,15 @@ class LocalExecutor(Executor):
                         value, compute_s, pid = future.result()
                     except BrokenProcessPool as exc:  # the worker died (or a result did not unpickle)
                         self._discard(slot)
-                        deaths[i].append(_death(exc))
-                        if tries[i] < self.attempts:
-                            pending.appendleft(i)
-                            continue
-                        failure = JobFailed(_died(deaths[i]), tries[i])
-                        self._record(jobs[i], tries[i], first_sent[i], float("nan"), "", on_done, i, failure)
+                        failure = ledger.died(i, _death(exc))
+                        if failure is not None:
+                            self._record(jobs[i], ledger, float("nan"), "", on_done, i, failure)
                         continue
                     except Exception as exc:  # the job's function raised: not retried
-                        failure = JobFailed(error_line(exc), tries[i], exc)
-                        self._record(jobs[i], tries[i], first_sent[i], float("nan"), "", on_done, i, failure)
+                        failure = JobFailed(error_line(exc), ledger.tries[i], exc)
+                        self._record(jobs[i], ledger, float("nan"), "", on_done, i, failure)
                         raise
-                    self._record(jobs[i], tries[i], first_sent[i], compute_s, f"pid {pid}", on_done, i, value)
+                    self._record(jobs[i], ledger, compute_s, f"pid {pid}", on_done, i, value)
         except BaseException:
             self._terminate()
             raise

@@ -38,7 +38,6 @@ import logging
 import os
 import re
 import time
-from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,8 +45,8 @@ import ray
 import ray.exceptions
 
 from phenolab.config import ConfigError
-from phenolab.sweep.executors import (DEFAULT_ATTEMPTS, IDLE_S, Executor, Job, JobFailed, OnDone, OnIdle,
-                                      OnStart, _positive, available_cores, register_executor)
+from phenolab.sweep.executors import (DEFAULT_ATTEMPTS, IDLE_S, Executor, Job, JobFailed, OnDone, OnIdle, OnStart,
+                                      _Attempts, _positive, available_cores, register_executor)
 
 _ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
 _PASSED_ENV = ("PHENOLAB_TEST_KILL_WORKER",)  # test-only fault injection (workers.TEST_KILL_ENV) travels along
@@ -158,21 +157,13 @@ class RayExecutor(Executor):
         from phenolab.experiments.training import error_line
 
         self.start()
-        pending = deque(range(len(jobs)))
-        tries = [0] * len(jobs)
-        deaths: list[list[str]] = [[] for _ in jobs]
-        first_sent = [0.0] * len(jobs)
+        ledger = _Attempts(len(jobs), self.attempts, _died)
         running: dict[Any, int] = {}  # ObjectRef -> job
         last_idle = time.monotonic()
         try:
-            while pending or running:
-                while pending and len(running) < self._slots():
-                    i = pending.popleft()
-                    if tries[i] == 0:
-                        first_sent[i] = time.perf_counter()
-                        if on_start is not None:
-                            on_start(i)
-                    tries[i] += 1
+            while ledger.pending or running:
+                while ledger.pending and len(running) < self._slots():
+                    i = ledger.send(on_start)
                     running[self._remote.remote(jobs[i].fn, jobs[i].args, i, self.threads)] = i
                 finished, _ = ray.wait(list(running), num_returns=1, timeout=IDLE_S)
                 if on_idle is not None and time.monotonic() - last_idle >= IDLE_S:
@@ -184,19 +175,15 @@ class RayExecutor(Executor):
                         value, compute_s, pid, node = ray.get(ref)
                     except ray.exceptions.RayTaskError as exc:  # the job's function raised: not retried
                         cause = exc.cause if isinstance(exc.cause, BaseException) else exc
-                        failure = JobFailed(error_line(cause), tries[i], cause)
-                        self._record(jobs[i], tries[i], first_sent[i], float("nan"), "", on_done, i, failure)
+                        failure = JobFailed(error_line(cause), ledger.tries[i], cause)
+                        self._record(jobs[i], ledger, float("nan"), "", on_done, i, failure)
                         raise cause from None
                     except ray.exceptions.RayError as exc:  # its worker or node died, or its result was lost
-                        deaths[i].append(_death(exc))
-                        if tries[i] < self.attempts:
-                            pending.appendleft(i)
-                            continue
-                        failure = JobFailed(_died(deaths[i]), tries[i])
-                        self._record(jobs[i], tries[i], first_sent[i], float("nan"), "", on_done, i, failure)
+                        failure = ledger.died(i, _death(exc))
+                        if failure is not None:
+                            self._record(jobs[i], ledger, float("nan"), "", on_done, i, failure)
                         continue
-                    self._record(jobs[i], tries[i], first_sent[i], compute_s, f"pid {pid} on {node}", on_done, i,
-                                 value)
+                    self._record(jobs[i], ledger, compute_s, f"pid {pid} on {node}", on_done, i, value)
         except BaseException:
             self._cancel(list(running))
             raise

@@ -19,7 +19,7 @@ from phenolab.sweep.executors import (Executor, InlineExecutor, Job, JobFailed, 
                                       make_executor, register_executor)
 from phenolab.sweep.run import run_sweep
 from phenolab.train.workers import TEST_KILL_ENV
-from tiny_sweeps import assert_same_runs, tiny_sweep, train_runs
+from tiny_sweeps import assert_same_runs, processes, tiny_sweep, train_runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -149,16 +149,7 @@ def test_a_plugged_in_executor_records_through_the_driver_and_a_raising_group_st
 
 def _children(pid: int) -> set[int]:
     """Processes whose parent is `pid` (from /proc)."""
-    kids = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
-                kids.add(int(entry.name))
-    return kids
+    return {child for child, fields in processes().items() if int(fields[1]) == pid}
 
 
 def _alive(pid: int) -> bool:

@@ -41,7 +41,7 @@ from phenolab.store import Store  # noqa: E402
 from phenolab.sweep.executors import Job, JobFailed, make_executor  # noqa: E402
 from phenolab.sweep.run import run_sweep  # noqa: E402
 from phenolab.train.workers import TEST_KILL_ENV  # noqa: E402
-from tiny_sweeps import assert_same_runs, tiny_sweep, train_runs  # noqa: E402
+from tiny_sweeps import assert_same_runs, processes, tiny_sweep, train_runs  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("one_thread")]
 
@@ -150,18 +150,8 @@ def free_ports(n: int) -> list[int]:
 
 
 def _session(sid: int) -> list[int]:
-    """Processes in session `sid` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            fields = stat[stat.rfind(")") + 2:].split()
-            if int(fields[3]) == sid and fields[0] not in "ZX":
-                found.append(int(entry.name))
-    return found
+    """Live processes in session `sid` (from /proc)."""
+    return [pid for pid, fields in processes().items() if int(fields[3]) == sid and fields[0] not in "ZX"]
 
 
 def _cmdline(pid: int) -> str:

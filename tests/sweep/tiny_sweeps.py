@@ -46,3 +46,17 @@ def assert_same_runs(st: Store, reference: Path) -> None:
             np.testing.assert_allclose(st.load_artifact(run["id"], "condensation/amplitude")["values"],
                                        ref_st.load_artifact(ref["id"], "condensation/amplitude")["values"],
                                        rtol=1e-6, atol=1e-12)
+
+
+def processes() -> dict[int, list[str]]:
+    """Every process as pid -> the fields of /proc/PID/stat after the command name (state, ppid,
+    pgrp, session, ...)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            found[int(entry.name)] = stat[stat.rfind(")") + 2:].split()
+    return found

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from phenolab.config import ConfigError, ExperimentSpec, RunSpec, merge, validate
+from phenolab.config import ConfigError, ExperimentSpec, RunSpec, config_hash, merge, validate
 from phenolab.experiments.verdict import Verdict
 from phenolab.probes.registry import probe_names
 from phenolab.store import Store
@@ -23,11 +23,14 @@ from phenolab.tasks.safe_expr import compile_expression
 
 @dataclass
 class RunData:
-    """One finished training run as the analysis sees it: its spec, status and stored records."""
+    """One finished run as the analysis sees it: its spec, status and stored records.
+
+    A training run has its `RunSpec`; a measurement run (a `Computation`) has ``spec`` None and
+    keeps what it computed in `result`."""
 
     label: str
     run_id: int
-    spec: RunSpec
+    spec: RunSpec | None
     status: str
     error: str | None
     store: Store = field(repr=False)
@@ -51,8 +54,43 @@ class RunData:
     def artifact(self, name: str) -> dict[str, np.ndarray]:
         return self.store.load_artifact(self.run_id, name)
 
+    @property
+    def result(self) -> dict[str, np.ndarray]:
+        """What a measurement run computed (its ``result`` artifact; scalars as 0-d arrays)."""
+        return self.artifact(RESULT_ARTIFACT)
+
+
+RESULT_ARTIFACT = "result"
+
+Measured = dict[str, "float | np.ndarray"]
+
+
+@dataclass(frozen=True)
+class Computation:
+    """A planned measurement that is not a training run of the MLP trainer: a rank computation, a
+    batch of small recovery trials trained together, a matrix-completion solve.
+
+    ``compute(params)`` is a pure function of its JSON-able `params` (seeds included) returning
+    floats and arrays. It is stored as a run of kind ``measure`` (a child of the experiment run)
+    whose config is the function's import path and the params, so a finished one is reused by
+    config hash, as a training run is.
+    """
+
+    label: str
+    compute: Callable[[dict[str, Any]], Measured]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"compute": f"{self.compute.__module__}:{self.compute.__qualname__}", "params": dict(self.params)}
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.config)
+
 
 Plan = Callable[[Any], list[tuple[str, RunSpec]]]
+Measure = Callable[[Any], list[Computation]]
 
 
 def seeds_plan(cfg: ExperimentSpec) -> list[tuple[str, RunSpec]]:
@@ -60,9 +98,20 @@ def seeds_plan(cfg: ExperimentSpec) -> list[tuple[str, RunSpec]]:
     return [(f"seed={s}", cfg.run_spec(s)) for s in cfg.seeds]
 
 
+def no_training(cfg: ExperimentSpec) -> list[tuple[str, RunSpec]]:
+    """The plan of an experiment made only of measurements (`Experiment.measure`)."""
+    return []
+
+
+def no_measurements(cfg: ExperimentSpec) -> list[Computation]:
+    """The default: an experiment whose runs are all training runs."""
+    return []
+
+
 @dataclass(frozen=True)
 class Experiment:
-    """A catalog entry. `analyze`, `verdict` and `figures` read only stored data (`RunData`)."""
+    """A catalog entry. `plan` lists its training runs and `measure` its other computations;
+    `analyze`, `verdict` and `figures` read only stored data (`RunData`, training runs first)."""
 
     name: str
     title: str
@@ -74,6 +123,7 @@ class Experiment:
     verdict: Callable[[Any, dict[str, Any]], Verdict]
     figures: Callable[[Any, list[RunData], dict[str, Any]], dict[str, Any]]
     plan: Plan = seeds_plan
+    measure: Measure = no_measurements
 
     def resolve(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None) -> ExperimentSpec:
         """Defaults, then the preset, then a config file's and the command line's overrides."""

@@ -8,13 +8,16 @@ redoing finished runs. `prepare`, `open_parent` and `finish` are the steps a swe
 
 from __future__ import annotations
 
+import math
 import traceback
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import numpy as np
+
 from phenolab.config import ExperimentSpec, RunSpec, config_hash
-from phenolab.experiments.base import Experiment, RunData, get_experiment
-from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, build, train_items
+from phenolab.experiments.base import RESULT_ARTIFACT, Computation, Experiment, RunData, get_experiment
+from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, build, error_line, train_items
 from phenolab.report.html import render_run_page
 from phenolab.store import Store
 
@@ -41,6 +44,7 @@ class Prepared:
     experiment: Experiment
     config: ExperimentSpec
     plan: list[tuple[str, RunSpec]]
+    computations: list[Computation]
 
     @property
     def config_hash(self) -> str:
@@ -55,7 +59,7 @@ def prepare(name: str, preset: str = "quick", overrides: Mapping[str, Any] | Non
     plan = experiment.plan(cfg)
     if plan:
         build(plan[0][1])
-    return Prepared(experiment, cfg, plan)
+    return Prepared(experiment, cfg, plan, experiment.measure(cfg))
 
 
 def reuse(prepared: Prepared, store: Store) -> Outcome | None:
@@ -74,6 +78,41 @@ def open_parent(prepared: Prepared, store: Store, sweep_id: str | None = None) -
                               label=prepared.config.preset, sweep_id=sweep_id)
     items = [TrainItem(prepared.experiment.name, label, spec, parent) for label, spec in prepared.plan]
     return parent, items
+
+
+def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool = False,
+                  progress: ProgressFn | None = None) -> list[RunData]:
+    """Run (or reuse) the experiment's computations, each stored as a ``measure`` run under `parent`.
+
+    A computation that raises is stored ``failed`` with the error and the others go on (the verdict
+    then names it, `failed_runs`); Ctrl-C stores it ``interrupted`` and re-raises."""
+    name, out = prepared.experiment.name, []
+    for k, comp in enumerate(prepared.computations):
+        if progress is not None:
+            progress(f"measuring {comp.label}", k, len(prepared.computations), math.nan)
+        done = None if force else store.find_done("measure", name, comp.config_hash)
+        if done is not None:
+            out.append(RunData(comp.label, done, None, "done", None, store))
+            continue
+        run = store.create_run(kind="measure", name=name, config=comp.config, config_hash=comp.config_hash,
+                               parent_id=parent, label=comp.label)
+        try:
+            values = comp.compute(dict(comp.params))
+        except BaseException as exc:
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            store.finish_run(run, status, error=error_line(exc))
+            if not isinstance(exc, Exception):
+                raise
+            out.append(RunData(comp.label, run, None, "failed", error_line(exc), store))
+            continue
+        arrays = {key: np.asarray(value) for key, value in values.items()}
+        store.save_artifact(run, RESULT_ARTIFACT, arrays)
+        scalars = {key: float(a) for key, a in arrays.items() if a.ndim == 0 and a.dtype.kind in "biuf"}
+        store.finish_run(run, "done", summary=scalars)
+        out.append(RunData(comp.label, run, None, "done", None, store))
+    if progress is not None and prepared.computations:
+        progress("measuring", len(prepared.computations), len(prepared.computations), math.nan)
+    return out
 
 
 def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store) -> Outcome:
@@ -120,6 +159,7 @@ def run_experiment(
     parent, items = open_parent(prepared, store)
     try:
         runs = train_items(items, store, force=force, progress=progress, executor=executor)
+        runs += measure_items(prepared, parent, store, force=force, progress=progress)
         outcome = finish(prepared, parent, runs, store)
     except BaseException as exc:
         close_on_error(store, [parent], exc)

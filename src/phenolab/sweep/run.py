@@ -14,7 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from phenolab.experiments.runner import Outcome, Prepared, close_on_error, finish, open_parent, prepare, reuse
+from phenolab.experiments.runner import (
+    Outcome,
+    Prepared,
+    close_on_error,
+    finish,
+    measure_items,
+    open_parent,
+    prepare,
+    reuse,
+)
 from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, train_items
 from phenolab.store import Store
 from phenolab.sweep.spec import SweepPoint, SweepSpec, expand, sweep_id
@@ -64,7 +73,8 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
             owner += [i] * len(point_items)
         runs = train_items(items, store, force=force, progress=progress, executor=executor)
         for i, parent in parents.items():
-            outcomes[i] = finish(prepared[i], parent, [r for r, o in zip(runs, owner) if o == i], store)
+            measured = measure_items(prepared[i], parent, store, force=force, progress=progress)
+            outcomes[i] = finish(prepared[i], parent, [r for r, o in zip(runs, owner) if o == i] + measured, store)
         summary = {"points": [_point_summary(p, outcomes[p.index]) for p in points]}
         store.finish_run(record, "done", summary=summary)
     except BaseException as exc:

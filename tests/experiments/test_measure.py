@@ -1,0 +1,74 @@
+"""Measurement runs (`Computation`): stored as ``measure`` children, reused by hash, failures kept."""
+
+import numpy as np
+import pytest
+
+from phenolab.config import ExperimentSpec
+from phenolab.experiments.base import Computation, Experiment, no_training
+from phenolab.experiments.runner import Prepared, measure_items, open_parent
+from phenolab.experiments.verdict import Verdict
+from phenolab.store import Store
+
+CALLS = []
+
+
+def square(params):
+    CALLS.append(params["x"])
+    return {"value": float(params["x"]) ** 2, "grid": np.arange(params["x"], dtype=float)}
+
+
+def broken(params):
+    raise ArithmeticError(f"cannot measure {params['x']}")
+
+
+def _prepared(computations):
+    exp = Experiment(name="toy-measure", title="t", source="arXiv:0000.00000", claim="c.", config=ExperimentSpec,
+                     presets={"quick": {}, "full": {}}, analyze=lambda c, r: {},
+                     verdict=lambda c, s: Verdict("toy-measure", ()), figures=lambda c, r, s: {},
+                     plan=no_training)
+    return Prepared(exp, ExperimentSpec(experiment="toy-measure"), [], computations)
+
+
+def test_results_are_stored_and_reused_by_hash(tmp_path):
+    CALLS.clear()
+    prepared = _prepared([Computation("x=3", square, {"x": 3}), Computation("x=4", square, {"x": 4})])
+    with Store(tmp_path / "s") as store:
+        parent, _ = open_parent(prepared, store)
+        runs = measure_items(prepared, parent, store)
+        assert [r.status for r in runs] == ["done", "done"] and CALLS == [3, 4]
+        assert float(runs[0].result["value"]) == 9.0 and runs[1].result["grid"].tolist() == [0, 1, 2, 3]
+        row = store.get_run(runs[0].run_id)
+        assert row["kind"] == "measure" and row["parent_id"] == parent and row["summary"] == {"value": 9.0}
+        assert row["config"]["params"] == {"x": 3} and row["config"]["compute"].endswith(":square")
+        again = measure_items(prepared, parent, store)
+        assert [r.run_id for r in again] == [r.run_id for r in runs] and CALLS == [3, 4]
+        forced = measure_items(prepared, parent, store, force=True)
+        assert forced[0].run_id != runs[0].run_id and CALLS == [3, 4, 3, 4]
+
+
+def test_a_failing_computation_is_stored_failed_and_the_others_go_on(tmp_path):
+    prepared = _prepared([Computation("bad", broken, {"x": 1}), Computation("ok", square, {"x": 2})])
+    with Store(tmp_path / "s") as store:
+        parent, _ = open_parent(prepared, store)
+        bad, ok = measure_items(prepared, parent, store)
+        assert bad.status == "failed" and "ArithmeticError: cannot measure 1" in bad.error
+        assert store.get_run(bad.run_id)["status"] == "failed"
+        assert ok.status == "done"
+
+
+def test_params_decide_the_hash():
+    a, b = Computation("a", square, {"x": 1}), Computation("b", square, {"x": 1})
+    assert a.config_hash == b.config_hash != Computation("a", square, {"x": 2}).config_hash
+    assert a.config_hash != Computation("a", broken, {"x": 1}).config_hash
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_propagates(tmp_path):
+    def interrupt(params):
+        raise KeyboardInterrupt
+    prepared = _prepared([Computation("int", interrupt, {"x": 1})])
+    with Store(tmp_path / "s") as store:
+        parent, _ = open_parent(prepared, store)
+        with pytest.raises(KeyboardInterrupt):
+            measure_items(prepared, parent, store)
+        child = store.children(parent)[0]
+        assert child["status"] == "interrupted"

@@ -14,7 +14,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from phenolab.config import ConfigError, ExperimentSpec, RunSpec, config_hash, merge, validate
+from phenolab.config import ConfigError, ExperimentSpec, RunSpec, Seeds, Spec, config_hash, merge, validate
 from phenolab.experiments.verdict import Verdict
 from phenolab.probes.registry import probe_names
 from phenolab.store import Store
@@ -89,6 +89,15 @@ class Computation:
         return config_hash(self.config)
 
 
+class MeasureSpec(Spec):
+    """Config of an experiment made only of measurements (`Computation`s): its own typed fields,
+    and no model, data, train or probes blocks, so an override of those is an unknown key."""
+
+    experiment: str
+    preset: str = "custom"
+    seeds: Seeds = [0]
+
+
 Plan = Callable[[Any], list[tuple[str, RunSpec]]]
 Measure = Callable[[Any], list[Computation]]
 
@@ -117,7 +126,7 @@ class Experiment:
     title: str
     source: str
     claim: str
-    config: type[ExperimentSpec]
+    config: type[ExperimentSpec] | type[MeasureSpec]
     presets: Mapping[str, Mapping[str, Any]]
     analyze: Callable[[Any, list[RunData]], dict[str, Any]]
     verdict: Callable[[Any, dict[str, Any]], Verdict]
@@ -125,7 +134,7 @@ class Experiment:
     plan: Plan = seeds_plan
     measure: Measure = no_measurements
 
-    def resolve(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None) -> ExperimentSpec:
+    def resolve(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None) -> Any:
         """Defaults, then the preset, then a config file's and the command line's overrides."""
         if preset not in self.presets:
             raise ConfigError([f"preset: must be one of {', '.join(self.presets)}, got {preset!r}"])
@@ -135,6 +144,8 @@ class Experiment:
         if data.get("experiment") != self.name:
             raise ConfigError([f"experiment: this config is for {self.name!r}, got {data.get('experiment')!r}"])
         cfg = validate(self.config, data)
+        if isinstance(cfg, MeasureSpec):
+            return cfg
         _check_probe_names(cfg)
         if cfg.data.kind == "expression":
             compile_expression(cfg.data.expr)  # a ConfigError naming data.expr, before anything runs

@@ -42,7 +42,7 @@ class MatrixFactorization(nn.Module):
     def matrix(self) -> Tensor:
         """The product W (d_1, d_2)."""
         w = self.factors[0]
-        for u in self.factors[1:]:
+        for u in list(self.factors)[1:]:  # slicing a ParameterList would copy (and detach) its entries
             w = w @ u
         return w
 

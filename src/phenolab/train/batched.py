@@ -8,7 +8,8 @@ are replaced, never modified), their parameters are stacked on a leading member 
 mask. Member b's loss is the specs' L_b = (1 / 2 n_b) sum_{i <= n_b} |f(x_bi) - y_bi|^2.
 
 `gradient_descent` is plain full-batch GD on every member at once (`torch.func.vmap` of
-`functional_call`, so any `nn.Module` works); `gauss_newton` polishes to machine precision
+`functional_call`, so any `nn.Module` works; a phenolab two-layer `MLP` takes a hand-written
+backward pass with batched einsums, about 3x faster, `two_layer_gradients`); `gauss_newton` polishes to machine precision
 with Levenberg-Marquardt steps in their minimum-norm form, delta = J^T (J J^T + mu I)^-1 e,
 which for n_b below the parameter count moves to the nearest interpolating point to first order
 (the specs ask for a loss near 1e-20 to tell exact recovery from a nearby non-generalizing
@@ -23,7 +24,10 @@ from typing import Sequence
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, jacrev, stack_module_state, vmap
+from torch.func import functional_call, jacrev, jvp, stack_module_state, vmap
+
+from phenolab.models.mlp import MLP
+from phenolab.models.parametrization import BIAS_MULTIPLIER
 
 Params = dict[str, Tensor]
 
@@ -80,6 +84,59 @@ def member_losses(model: nn.Module, params: Params, x: Tensor, y: Tensor, mask: 
     return per_point.sum(-1) / (2 * mask.sum(-1).clamp(min=1).to(err.dtype))
 
 
+def two_layer_applies(model: nn.Module, params: Params) -> bool:
+    """Whether `two_layer_gradients` computes this model's gradients: a two-layer phenolab `MLP`,
+    not centred, every parameter trained."""
+    return (isinstance(model, MLP) and len(model.layers) == 2 and model.reference is None
+            and set(params) == {name for name, p in model.named_parameters() if p.requires_grad}
+            and all(p.requires_grad for p in model.parameters()))
+
+
+def two_layer_gradients(model: MLP, params: Params, x: Tensor, y: Tensor, mask: Tensor) -> tuple[Tensor, Params]:
+    """Losses L_b (B,) and their gradients for a two-layer `MLP`, by hand with batched einsums.
+
+    f = s (m_2 h a^T + beta c), h = sigma(z), z = m_1 x W^T + beta b (s the output scale, m_l the
+    parametrization's multipliers, beta the bias multiplier); with r = (f - y) mask / n_b:
+    dL/da = s m_2 r^T h, dL/dc = s beta sum r, dL/dz = s m_2 (r a) sigma'(z), dL/dW = m_1 (dL/dz)^T x,
+    dL/db = beta sum dL/dz. sigma' is 1 - tanh^2 for tanh, else from one forward-mode pass (`torch.func.jvp`).
+    """
+    m1, m2 = model.multipliers
+    s = model.output_scale
+    W, a = params["layers.0.weight"], params["layers.1.weight"]
+    b, c = params.get("layers.0.bias"), params.get("layers.1.bias")
+    z = m1 * torch.einsum("bnd,bmd->bnm", x, W)
+    if b is not None:
+        z = z + BIAS_MULTIPLIER * b[:, None, :]
+    if model.sigma is torch.tanh:
+        h = torch.tanh(z)
+        dh = 1 - h * h
+    else:
+        h, dh = jvp(model.sigma, (z,), (torch.ones_like(z),))
+    f = s * m2 * torch.einsum("bnm,bom->bno", h, a)
+    if c is not None:
+        f = f + s * BIAS_MULTIPLIER * c[:, None, :]
+    n_b = mask.sum(-1).clamp(min=1).to(f.dtype)
+    keep = mask.to(f.dtype)[..., None]
+    diff = (f - y) * keep
+    losses = (diff ** 2).sum((1, 2)) / (2 * n_b)
+    r = diff / n_b[:, None, None]
+    grads = {"layers.1.weight": s * m2 * torch.einsum("bno,bnm->bom", r, h)}
+    gz = s * m2 * torch.einsum("bno,bom->bnm", r, a) * dh
+    grads["layers.0.weight"] = m1 * torch.einsum("bnm,bnd->bmd", gz, x)
+    if b is not None:
+        grads["layers.0.bias"] = BIAS_MULTIPLIER * gz.sum(1)
+    if c is not None:
+        grads["layers.1.bias"] = s * BIAS_MULTIPLIER * r.sum(1)
+    return losses, grads
+
+
+def _autograd_gradients(model: nn.Module, params: Params, x: Tensor, y: Tensor, mask: Tensor) -> tuple[Tensor, Params]:
+    live = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    losses = member_losses(model, live, x, y, mask)
+    grads = torch.autograd.grad(losses.sum(), list(live.values()))
+    return losses.detach(), dict(zip(live, grads))
+
+
 def gradient_descent(model: nn.Module, params: Params, x: Tensor, y: Tensor, mask: Tensor, *, lr: float,
                      steps: int, record_every: int = 100, max_loss: float = 1e8) -> BatchedFit:
     """`steps` full-batch GD steps theta_b <- theta_b - lr grad L_b(theta_b) for every member at once.
@@ -89,26 +146,30 @@ def gradient_descent(model: nn.Module, params: Params, x: Tensor, y: Tensor, mas
     if lr <= 0 or steps < 0 or record_every < 1:
         raise ValueError(f"gradient_descent: need lr > 0, steps >= 0, record_every >= 1; got lr={lr}, "
                          f"steps={steps}, record_every={record_every}")
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    params = {k: v.detach().clone() for k, v in params.items()}
+    gradients = two_layer_gradients if two_layer_applies(model, params) else _autograd_gradients
     live = torch.ones(mask.shape[0], dtype=torch.bool)
     recorded_steps, history = [], []
     for step in range(steps + 1):
-        losses = member_losses(model, params, x, y, mask)
-        values = losses.detach()
-        bad = ~torch.isfinite(values) | (values > max_loss)
-        live &= ~bad
+        with torch.no_grad() if gradients is two_layer_gradients else torch.enable_grad():
+            values, grads = gradients(model, params, x, y, mask)
+        ok = torch.isfinite(values) & (values <= max_loss)
+        all_live = bool(ok.all()) and bool(live.all())
+        live &= ok
         if step % record_every == 0 or step == steps:
             recorded_steps.append(step)
             history.append(values.clone())
         if step == steps:
             break
-        grads = torch.autograd.grad(losses.sum(), list(params.values()))
         with torch.no_grad():
-            for p, g in zip(params.values(), grads):
-                keep = live.reshape(-1, *[1] * (g.ndim - 1)).to(g.dtype)
-                p -= lr * torch.nan_to_num(g) * keep
-    final = {k: v.detach() for k, v in params.items()}
-    return BatchedFit(final, history[-1].numpy(), np.array(recorded_steps), torch.stack(history).numpy(),
+            for name, p in params.items():
+                g = grads[name]
+                if all_live:
+                    p.sub_(g, alpha=lr)
+                else:  # ended members keep their parameters
+                    keep = live.reshape(-1, *[1] * (g.ndim - 1)).to(g.dtype)
+                    p -= lr * torch.nan_to_num(g) * keep
+    return BatchedFit(params, history[-1].numpy(), np.array(recorded_steps), torch.stack(history).numpy(),
                       (~live).numpy())
 
 

@@ -30,8 +30,8 @@ StoreOption = typer.Option(None, "--store", help="SQLite store file (default: $P
 ExecutorOption = typer.Option(
     None, "--executor", metavar="NAME",
     help="Where the groups of runs train: inline (this process, one after another), local (a pool of worker "
-         "processes) or ray (Ray tasks; pip install 'phenolab[ray]'). Default: local for sweep and verify, inline "
-         "for run (or local when --jobs is given).")
+         "processes) or ray (Ray tasks; pip install 'phenolab[ray]'). Default: local for sweep and verify; for run, "
+         "local for an experiment made of several measurements, else inline (local when --jobs is given).")
 JobsOption = typer.Option(None, "--jobs", "-j", metavar="N",
                           help="Worker processes for --executor local (default: the CPUs this process may use).")
 AttemptsOption = typer.Option(None, "--attempts", metavar="N",
@@ -156,8 +156,10 @@ def run(
     preset = _preset(quick, full)
     experiment = get_experiment(name)
     ovr = _overrides(overrides or [], config)
-    experiment.resolve(preset, ovr)  # validate before the store is touched
-    pool = _executor(executor, jobs, attempts, default="inline", address=address)
+    cfg = experiment.resolve(preset, ovr)  # validate before the store is touched
+    # independent measurements (batches of small trials) are worth a pool; one training group is not
+    default = "local" if len(experiment.measure(cfg)) > 1 else "inline"
+    pool = _executor(executor, jobs, attempts, default=default, address=address)
     with _open_store(store) as st, pool:
         with _Progress(name) as progress:
             outcome = run_experiment(name, store=st, preset=preset, overrides=ovr, force=force, progress=progress,

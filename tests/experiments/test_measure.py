@@ -72,3 +72,24 @@ def test_ctrl_c_marks_the_run_interrupted_and_propagates(tmp_path):
             measure_items(prepared, parent, store)
         child = store.children(parent)[0]
         assert child["status"] == "interrupted"
+
+
+def test_a_local_pool_measures_the_same_numbers_as_this_process(tmp_path):
+    """Computations go to the executor's workers (`run_calls`); results equal the inline ones."""
+    from phenolab.experiments.recovery import recovery_trials
+    from phenolab.sweep.executors import make_executor
+
+    params = dict(d=2, width=2, activation="tanh", a_star=1.0, w_norm=1.0, teacher_seed=0, seeds=[0, 1],
+                  lr=0.2, n_test=50, sigma0=0.1, sizes=[2, 3], steps=20)
+    comps = [Computation("a", recovery_trials, params), Computation("b", recovery_trials, {**params, "sigma0": 0.3}),
+             Computation("bad", broken, {"x": 5})]
+    pool = make_executor("local", jobs=2)
+    with Store(tmp_path / "s") as store, pool:
+        parent, _ = open_parent(_prepared(comps), store)
+        local = measure_items(_prepared(comps), parent, store, executor=pool)
+        inline = measure_items(_prepared(comps), parent, store, force=True)
+        assert [r.status for r in local] == ["done", "done", "failed"]
+        assert "ArithmeticError: cannot measure 5" in local[2].error
+        for x, y in zip(local[:2], inline[:2]):
+            assert np.array_equal(x.result["e_test"], y.result["e_test"])
+    assert len(pool.stats) == 3 and all(st.worker.startswith("pid ") for st in pool.stats[:2])

@@ -188,3 +188,24 @@ def test_loss_and_sharpness_two_panels_threshold_and_spike_shading() -> None:
     assert _png(fig).startswith(PNG_SIGNATURE)
     with pytest.raises(ValueError):
         loss_and_sharpness(steps, loss[:-1], sharp_steps, sharpness, 2.0)
+
+
+def test_spectrum_strips_columns_symlog_and_predicted_crosses() -> None:
+    from phenolab.report.plots import spectrum_strips
+
+    spectra = {"width 1": [0.0113, 0.873, 3.26], "split": [-0.144, 1e-17, 0.01, 0.5, 0.9, 3.3]}
+    fig = spectrum_strips(spectra, predicted={"split": [-0.1445]}, title="t")
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "symlog"
+    first, second, cross = ax.collections
+    np.testing.assert_array_equal(first.get_offsets(), [[0, 0.0113], [0, 0.873], [0, 3.26]])
+    assert second.get_offsets()[:, 0].tolist() == [1.0] * 6
+    np.testing.assert_allclose(cross.get_offsets(), [[1.18, -0.1445]])
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["width 1", "split"]
+    assert "predicted" in ax.get_legend_handles_labels()[1]
+    assert "linear within +-0.01" in ax.get_ylabel()  # smallest magnitude above 1e-8 max: 0.01
+    assert _png(fig).startswith(PNG_SIGNATURE)
+    assert "+-0.5" in spectrum_strips({"a": [1.0]}, linthresh=0.5).axes[0].get_ylabel()
+    assert "+-1" in spectrum_strips({"zeros": [0.0, 0.0]}).axes[0].get_ylabel()
+    with pytest.raises(ValueError, match="not spectra"):
+        spectrum_strips(spectra, predicted={"other": [1.0]})

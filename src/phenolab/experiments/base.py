@@ -8,6 +8,7 @@ runs, and turns their stored measurements into summary numbers, a `Verdict` and 
 from __future__ import annotations
 
 import difflib
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -96,6 +97,15 @@ class MeasureSpec(Spec):
     experiment: str
     preset: str = "custom"
     seeds: Seeds = [0]
+
+
+def compute_safely(compute: Callable[[dict[str, Any]], Measured], params: dict[str, Any]) -> tuple[str, Any]:
+    """``("ok", values)`` or ``("error", "Type: message")``: a computation's outcome as plain data,
+    so that one that raises in a worker is stored ``failed`` while the others go on."""
+    try:
+        return "ok", compute(params)
+    except Exception as exc:
+        return "error", traceback.format_exception_only(type(exc), exc)[-1].strip().splitlines()[0]
 
 
 Plan = Callable[[Any], list[tuple[str, RunSpec]]]

@@ -11,3 +11,6 @@ from phenolab.experiments import sharpness_width  # noqa: F401
 from phenolab.experiments import hessian_outliers  # noqa: F401
 from phenolab.experiments import loss_spike  # noqa: F401
 from phenolab.experiments import lazy_rich  # noqa: F401
+from phenolab.experiments import single_neuron_recovery  # noqa: F401
+from phenolab.experiments import landscape_global_minima  # noqa: F401
+from phenolab.experiments import embedding_principle  # noqa: F401

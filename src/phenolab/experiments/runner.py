@@ -16,7 +16,14 @@ from typing import Any, Mapping
 import numpy as np
 
 from phenolab.config import ExperimentSpec, RunSpec, config_hash
-from phenolab.experiments.base import RESULT_ARTIFACT, Computation, Experiment, RunData, get_experiment
+from phenolab.experiments.base import (
+    RESULT_ARTIFACT,
+    Computation,
+    Experiment,
+    RunData,
+    compute_safely,
+    get_experiment,
+)
 from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, build, error_line, train_items
 from phenolab.report.html import render_run_page
 from phenolab.store import Store
@@ -81,38 +88,57 @@ def open_parent(prepared: Prepared, store: Store, sweep_id: str | None = None) -
 
 
 def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool = False,
-                  progress: ProgressFn | None = None) -> list[RunData]:
+                  progress: ProgressFn | None = None, executor: GroupExecutor | None = None) -> list[RunData]:
     """Run (or reuse) the experiment's computations, each stored as a ``measure`` run under `parent`.
 
-    A computation that raises is stored ``failed`` with the error and the others go on (the verdict
-    then names it, `failed_runs`); Ctrl-C stores it ``interrupted`` and re-raises."""
-    name, out = prepared.experiment.name, []
-    for k, comp in enumerate(prepared.computations):
-        if progress is not None:
-            progress(f"measuring {comp.label}", k, len(prepared.computations), math.nan)
+    `executor` runs them (its workers, in parallel; None: here, one after another). A computation
+    that raises is stored ``failed`` with the error and the others go on (the verdict then names
+    it, `failed_runs`); Ctrl-C stores the ones in flight ``interrupted`` and re-raises."""
+    name, comps = prepared.experiment.name, prepared.computations
+    out: dict[int, RunData] = {}
+    todo = []
+    for k, comp in enumerate(comps):
         done = None if force else store.find_done("measure", name, comp.config_hash)
         if done is not None:
-            out.append(RunData(comp.label, done, None, "done", None, store))
-            continue
-        run = store.create_run(kind="measure", name=name, config=comp.config, config_hash=comp.config_hash,
-                               parent_id=parent, label=comp.label)
-        try:
-            values = comp.compute(dict(comp.params))
-        except BaseException as exc:
-            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-            store.finish_run(run, status, error=error_line(exc))
-            if not isinstance(exc, Exception):
-                raise
-            out.append(RunData(comp.label, run, None, "failed", error_line(exc), store))
-            continue
-        arrays = {key: np.asarray(value) for key, value in values.items()}
-        store.save_artifact(run, RESULT_ARTIFACT, arrays)
-        scalars = {key: float(a) for key, a in arrays.items() if a.ndim == 0 and a.dtype.kind in "biuf"}
-        store.finish_run(run, "done", summary=scalars)
-        out.append(RunData(comp.label, run, None, "done", None, store))
-    if progress is not None and prepared.computations:
-        progress("measuring", len(prepared.computations), len(prepared.computations), math.nan)
-    return out
+            out[k] = RunData(comp.label, done, None, "done", None, store)
+        else:
+            todo.append(k)
+    open_: dict[int, int] = {}
+
+    def on_start(j: int) -> None:
+        comp = comps[todo[j]]
+        open_[j] = store.create_run(kind="measure", name=name, config=comp.config, config_hash=comp.config_hash,
+                                    parent_id=parent, label=comp.label)
+
+    def on_done(j: int, outcome: Any) -> None:
+        run, comp = open_.pop(j), comps[todo[j]]
+        status, value = outcome if isinstance(outcome, tuple) else ("error", outcome.reason)
+        if status == "ok":
+            arrays = {key: np.asarray(v) for key, v in value.items()}
+            store.save_artifact(run, RESULT_ARTIFACT, arrays)
+            scalars = {key: float(a) for key, a in arrays.items() if a.ndim == 0 and a.dtype.kind in "biuf"}
+            store.finish_run(run, "done", summary=scalars)
+            out[todo[j]] = RunData(comp.label, run, None, "done", None, store)
+        else:
+            store.finish_run(run, "failed", error=value)
+            out[todo[j]] = RunData(comp.label, run, None, "failed", value, store)
+        if progress is not None:
+            progress("measuring", len(out), len(comps), math.nan)
+
+    calls = [(compute_safely, (comps[k].compute, dict(comps[k].params)), comps[k].label) for k in todo]
+    try:
+        if executor is None:
+            for j, (fn, args, _) in enumerate(calls):
+                on_start(j)
+                on_done(j, fn(*args))
+        elif calls:
+            executor.run_calls(calls, on_start=on_start, on_done=on_done)
+    except BaseException as exc:
+        for run in open_.values():
+            store.finish_run(run, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
+                             error=error_line(exc))
+        raise
+    return [out[k] for k in range(len(comps))]
 
 
 def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store) -> Outcome:
@@ -159,7 +185,7 @@ def run_experiment(
     parent, items = open_parent(prepared, store)
     try:
         runs = train_items(items, store, force=force, progress=progress, executor=executor)
-        runs += measure_items(prepared, parent, store, force=force, progress=progress)
+        runs += measure_items(prepared, parent, store, force=force, progress=progress, executor=executor)
         outcome = finish(prepared, parent, runs, store)
     except BaseException as exc:
         close_on_error(store, [parent], exc)

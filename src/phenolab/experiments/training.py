@@ -20,7 +20,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -71,6 +71,12 @@ class GroupExecutor(Protocol):
                      done: GroupDone) -> None:
         """Train every group into `store`, calling ``done(k, run_data)`` in this process as group k
         is recorded (in any order); on an exception or Ctrl-C, close the runs it opened and re-raise."""
+        ...
+
+    def run_calls(self, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...], str]], *,
+                  on_start: Callable[[int], None] | None = None, on_done: Callable[[int, Any], None]) -> None:
+        """Call every ``fn(*args)`` (where the executor runs jobs) and hand ``on_done(i, value)`` each
+        result in this process, or an object with a ``reason`` when the call was given up."""
         ...
 
 

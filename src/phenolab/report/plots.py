@@ -455,3 +455,49 @@ def loss_and_sharpness(
     _legend(top)
     _legend(bottom)
     return fig
+
+
+def spectrum_strips(
+    spectra: Mapping[str, Sequence[float] | np.ndarray],
+    *,
+    predicted: Mapping[str, Sequence[float] | np.ndarray] | None = None,
+    title: str = "",
+    ylabel: str = "eigenvalue",
+    linthresh: float | None = None,
+) -> Figure:
+    """Signed spectra side by side: one column per label (e.g. a narrow network's Hessian and
+    those of its embeddings), each eigenvalue a dot, on a symmetric-log y axis (linear within
+    +-``linthresh``) so that small negative eigenvalues show beside large positive ones; a grey
+    line marks zero. ``predicted`` values (keyed by a spectrum's label) are drawn as crosses just
+    right of that column (e.g. a predicted saddle curvature). ``linthresh`` default: the power of
+    ten at or below the smallest magnitude above 1e-8 of the largest (1 for an all-zero input).
+    Collections on the axes: one per spectrum, then one per predicted entry.
+    """
+    arrays = {label: _as_1d(values, f"spectrum {label!r}") for label, values in spectra.items()}
+    unknown = sorted(set(predicted or {}) - set(arrays))
+    if unknown:
+        raise ValueError(f"predicted has labels that are not spectra: {unknown}")
+    if linthresh is None:
+        mags = np.abs(np.concatenate([a[np.isfinite(a)] for a in arrays.values()] or [np.zeros(0)]))
+        top = mags.max(initial=0.0)
+        small = mags[mags > 1e-8 * top]
+        linthresh = 10.0 ** np.floor(np.log10(small.min())) if small.size else 1.0
+    if not linthresh > 0:
+        raise ValueError(f"linthresh must be > 0, got {linthresh}")
+    fig, ax = _new_axes((max(4.0, 1.1 * len(arrays) + 2.0), FIGSIZE[1]))
+    for i, values in enumerate(arrays.values()):
+        ax.scatter(np.full(values.size, float(i)), values, s=18, color=f"C{i % 10}", zorder=3)
+    labelled = False
+    for label, values in (predicted or {}).items():
+        arr = _as_1d(values, f"predicted {label!r}")
+        i = list(arrays).index(label)
+        ax.scatter(np.full(arr.size, i + 0.18), arr, marker="x", s=28, color="0.2", zorder=4,
+                   label=None if labelled else "predicted")
+        labelled = True
+    ax.set_yscale("symlog", linthresh=linthresh)
+    ax.axhline(0.0, color="0.5", linewidth=0.8)
+    ax.set_xticks(range(len(arrays)), list(arrays), rotation=20, ha="right")
+    ax.set_xlim(-0.6, len(arrays) - 0.4)
+    _decorate(ax, title=title, xlabel="", ylabel=f"{ylabel} (symlog, linear within +-{linthresh:.2g})")
+    _legend(ax)
+    return fig

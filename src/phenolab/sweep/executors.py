@@ -184,6 +184,12 @@ class Executor(ABC):
         on_done(i, outcome)
         self.stats[-1] = replace(self.stats[-1], record_s=time.perf_counter() - received)
 
+    def run_calls(self, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...], str]], *,
+                  on_start: OnStart | None = None, on_done: OnDone) -> None:
+        """`run_jobs` for plain ``(fn, args, label)`` triples (the measurements of an experiment,
+        `phenolab.experiments.runner.measure_items`, which does not import this room)."""
+        self.run_jobs([Job(fn, args, label) for fn, args, label in calls], on_start=on_start, on_done=on_done)
+
     # ------------------------------------------------------------------ training groups
     def train_groups(self, groups: Sequence[Sequence[TrainItem]], store: Store, progress: ProgressFn | None,
                      done: GroupDone) -> None:

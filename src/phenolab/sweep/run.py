@@ -73,7 +73,7 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
             owner += [i] * len(point_items)
         runs = train_items(items, store, force=force, progress=progress, executor=executor)
         for i, parent in parents.items():
-            measured = measure_items(prepared[i], parent, store, force=force, progress=progress)
+            measured = measure_items(prepared[i], parent, store, force=force, progress=progress, executor=executor)
             outcomes[i] = finish(prepared[i], parent, [r for r, o in zip(runs, owner) if o == i] + measured, store)
         summary = {"points": [_point_summary(p, outcomes[p.index]) for p in points]}
         store.finish_run(record, "done", summary=summary)

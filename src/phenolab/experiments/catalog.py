@@ -14,3 +14,4 @@ from phenolab.experiments import lazy_rich  # noqa: F401
 from phenolab.experiments import single_neuron_recovery  # noqa: F401
 from phenolab.experiments import landscape_global_minima  # noqa: F401
 from phenolab.experiments import embedding_principle  # noqa: F401
+from phenolab.experiments import matrix_completion  # noqa: F401

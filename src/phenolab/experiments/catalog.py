@@ -11,6 +11,8 @@ from phenolab.experiments import sharpness_width  # noqa: F401
 from phenolab.experiments import hessian_outliers  # noqa: F401
 from phenolab.experiments import loss_spike  # noqa: F401
 from phenolab.experiments import lazy_rich  # noqa: F401
+from phenolab.experiments import local_linear_recovery  # noqa: F401
+from phenolab.experiments import optimistic_sample_size  # noqa: F401
 from phenolab.experiments import single_neuron_recovery  # noqa: F401
 from phenolab.experiments import landscape_global_minima  # noqa: F401
 from phenolab.experiments import embedding_principle  # noqa: F401

@@ -22,14 +22,6 @@ PARAMETRIZATIONS = [{"parametrization": "standard"}, {"parametrization": "ntk"},
                     {"parametrization": "mean_field"}, {"parametrization": "mup", "base_width": 2}]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def net(m=3, k=2, d=2, seed=0, **spec):
     spec = ModelSpec(width=m, **{"activation": "tanh", **spec})
     return build_model(spec, d, k, torch.Generator().manual_seed(seed), torch.float64)

@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import minimize
-from torch.func import functional_call
 
 from phenolab.config import ModelSpec
 from phenolab.models import build_model
@@ -20,41 +19,14 @@ from phenolab.models.embedding import null_embedding, split_neuron
 from phenolab.probes import run_probe
 from phenolab.probes.embedding import hessian_inertia, null_curvature, split_curvature
 from phenolab.probes.hessian import hessian_matrix, mse
-from phenolab.probes.parameters import flat_parameters, unflatten_parameters
+from phenolab.probes.parameters import assign_parameters, flat_parameters, half_squared_error, loss_and_gradient
 from phenolab.tasks.base import Task
 
 DELTAS = (0.5, 0.25, -0.5, 1.5)
 SPEC_SADDLES = {0.5: -0.1445, 0.25: -0.0867, -0.5: -0.00214, 1.5: -0.00214}  # spec's predicted min lambda_split
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def half_sum(f, y):
-    """The spec's loss (1/2n) sum_i ||e_i||^2 (mse / 2 for one output)."""
-    return ((f - y) ** 2).sum() / (2 * len(f))
-
-
-def loss_and_grad(model, x, y, theta=None):
-    theta = flat_parameters(model) if theta is None else theta
-    params = {k: v.requires_grad_(True) for k, v in unflatten_parameters(model, torch.as_tensor(theta)).items()}
-    loss = half_sum(functional_call(model, params, (x,)), y)
-    grads = torch.autograd.grad(loss, list(params.values()))
-    return loss.item(), torch.cat([g.reshape(-1) for g in grads]).numpy()
-
-
-def set_parameters(model, theta):
-    with torch.no_grad():
-        for name, value in unflatten_parameters(model, torch.as_tensor(theta)).items():
-            model.get_parameter(name).copy_(value)
-
-
-def hessian(model, x, y, loss=half_sum):
+def hessian(model, x, y, loss=half_squared_error):
     return hessian_matrix(model, loss, x, y, dtype=torch.float64)
 
 
@@ -72,18 +44,18 @@ def narrow(data):
     model = build_model(ModelSpec(width=1, activation="tanh", bias=False), 2, 1,
                         torch.Generator().manual_seed(0), torch.float64)
     rng = np.random.default_rng(1)
-    runs = [minimize(lambda t: loss_and_grad(model, x, y, t), rng.normal(size=3), jac=True, method="BFGS",
+    runs = [minimize(lambda t: loss_and_gradient(model, x, y, t), rng.normal(size=3), jac=True, method="BFGS",
                      options={"gtol": 1e-13, "maxiter": 500}) for _ in range(8)]
-    set_parameters(model, min(runs, key=lambda r: r.fun).x)
+    assign_parameters(model, min(runs, key=lambda r: r.fun).x)
     for _ in range(3):
-        _, grad = loss_and_grad(model, x, y)
-        set_parameters(model, flat_parameters(model) - np.linalg.solve(hessian(model, x, y).numpy(), grad))
+        _, grad = loss_and_gradient(model, x, y)
+        assign_parameters(model, flat_parameters(model) - np.linalg.solve(hessian(model, x, y).numpy(), grad))
     return model
 
 
 def test_narrow_point_is_a_local_minimum(narrow, data):
     x, y = data
-    loss, grad = loss_and_grad(narrow, x, y)
+    loss, grad = loss_and_gradient(narrow, x, y)
     eig = torch.linalg.eigvalsh(hessian(narrow, x, y)).numpy()
     assert np.linalg.norm(grad) < 1e-10
     assert loss == pytest.approx(3.1345e-2, rel=1e-4)  # the spec's calibration
@@ -99,8 +71,8 @@ def test_split_point_is_a_critical_saddle_as_predicted(narrow, data, delta):
     fresh = torch.from_numpy(np.random.default_rng(2).normal(size=(200, 2)))
     with torch.no_grad():
         assert torch.allclose(wide(fresh), narrow(fresh), rtol=0, atol=1e-12)
-    loss, grad = loss_and_grad(wide, x, y)
-    assert loss == pytest.approx(loss_and_grad(narrow, x, y)[0], rel=1e-12)
+    loss, grad = loss_and_gradient(wide, x, y)
+    assert loss == pytest.approx(loss_and_gradient(narrow, x, y)[0], rel=1e-12)
     assert np.linalg.norm(grad) < 1e-10
 
     eig = torch.linalg.eigvalsh(hessian(wide, x, y)).numpy()
@@ -122,8 +94,8 @@ def test_split_point_is_a_critical_saddle_as_predicted(narrow, data, delta):
 def test_null_embedding_adds_plus_minus_g(narrow, data):
     x, y = data
     wide = null_embedding(narrow)
-    loss, grad = loss_and_grad(wide, x, y)
-    assert loss == pytest.approx(loss_and_grad(narrow, x, y)[0], rel=1e-12)
+    loss, grad = loss_and_gradient(wide, x, y)
+    assert loss == pytest.approx(loss_and_gradient(narrow, x, y)[0], rel=1e-12)
     assert np.linalg.norm(grad) < 1e-10
     eig = torch.linalg.eigvalsh(hessian(wide, x, y)).numpy()
     old = torch.linalg.eigvalsh(hessian(narrow, x, y)).numpy()
@@ -156,7 +128,7 @@ def test_split_rayleigh_quotient_with_bias_and_three_outputs(loss):
         u["layers.0.weight"][row] = coef * v[:2]
         u["layers.0.bias"][row] = coef * v[2]
     u = torch.cat([t.reshape(-1) for t in u.values()])
-    h = hessian(wide, x, y, half_sum if loss == "half" else mse)
+    h = hessian(wide, x, y, half_squared_error if loss == "half" else mse)
     assert float(u @ h @ u / (u @ u)) == pytest.approx(pred["lambda_min"], rel=1e-10)
     assert pred["factor"] == pytest.approx(0.21 / 0.58)
     half = split_curvature(net, x, y, j, delta)

@@ -42,7 +42,6 @@ import numpy as np
 import torch
 from pydantic import Field, field_validator
 from scipy.optimize import minimize
-from torch.func import functional_call
 
 from phenolab.config import InitSpec, ModelSpec, PosFloat, PosInt, Spec
 from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
@@ -52,7 +51,7 @@ from phenolab.models import build_model
 from phenolab.models.embedding import null_embedding, split_neuron
 from phenolab.probes.embedding import hessian_inertia, null_curvature, split_curvature
 from phenolab.probes.hessian import hessian_matrix
-from phenolab.probes.parameters import flat_parameters, unflatten_parameters
+from phenolab.probes.parameters import assign_parameters, flat_parameters, half_squared_error, loss_and_gradient
 from phenolab.report import plots
 from phenolab.train.seeding import generator
 
@@ -133,11 +132,6 @@ def make_data(n: int, data_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, y[:, None]
 
 
-def half_loss(f: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """The spec's loss (1/2n) sum_i ||e_i||^2."""
-    return ((f - y) ** 2).sum() / (2 * len(f))
-
-
 def tanh_net(width: int, init_std: float | None = None, seed: int = 0):
     """A two-layer tanh net without biases (standard parametrization: raw = effective weights), float64."""
     init = InitSpec() if init_std is None else InitSpec(std=init_std)
@@ -145,24 +139,9 @@ def tanh_net(width: int, init_std: float | None = None, seed: int = 0):
     return build_model(spec, 2, 1, generator(seed, "model"), torch.float64)
 
 
-def loss_and_grad(model, x, y, theta=None) -> tuple[float, np.ndarray]:
-    """L and its gradient (flat, `flat_parameters` order) at theta (default: the model's own)."""
-    theta = flat_parameters(model) if theta is None else theta
-    params = {k: v.requires_grad_(True) for k, v in unflatten_parameters(model, torch.as_tensor(theta)).items()}
-    loss = half_loss(functional_call(model, params, (x,)), y)
-    grads = torch.autograd.grad(loss, list(params.values()))
-    return loss.item(), torch.cat([g.reshape(-1) for g in grads]).numpy()
-
-
-def set_parameters(model, theta) -> None:
-    with torch.no_grad():
-        for name, value in unflatten_parameters(model, torch.as_tensor(theta)).items():
-            model.get_parameter(name).copy_(value)
-
-
 def hessian(model, x, y) -> np.ndarray:
-    """The exact dense Hessian of `half_loss` (autograd)."""
-    return hessian_matrix(model, half_loss, x, y, dtype=torch.float64).numpy()
+    """The exact dense Hessian of `half_squared_error` (autograd)."""
+    return hessian_matrix(model, half_squared_error, x, y, dtype=torch.float64).numpy()
 
 
 def fd_hessian(model, x, y, h: float) -> np.ndarray:
@@ -172,7 +151,7 @@ def fd_hessian(model, x, y, h: float) -> np.ndarray:
     for i in range(len(theta)):
         step = np.zeros_like(theta)
         step[i] = h
-        plus, minus = loss_and_grad(model, x, y, theta + step)[1], loss_and_grad(model, x, y, theta - step)[1]
+        plus, minus = loss_and_gradient(model, x, y, theta + step)[1], loss_and_gradient(model, x, y, theta - step)[1]
         cols.append((plus - minus) / (2 * h))
     H = np.stack(cols, axis=1)
     return (H + H.T) / 2
@@ -181,16 +160,16 @@ def fd_hessian(model, x, y, h: float) -> np.ndarray:
 def polish(model, x, y, theta0: np.ndarray, gtol: float, newton_steps: int) -> float:
     """BFGS (gtol) from theta0, then Newton steps where the Hessian is positive definite; the
     model is left at the result. Returns the loss there."""
-    res = minimize(lambda t: loss_and_grad(model, x, y, t), np.asarray(theta0, dtype=float), jac=True,
+    res = minimize(lambda t: loss_and_gradient(model, x, y, t), np.asarray(theta0, dtype=float), jac=True,
                    method="BFGS", options={"gtol": gtol, "maxiter": 2000})
-    set_parameters(model, res.x)
+    assign_parameters(model, res.x)
     for _ in range(newton_steps):
-        _, grad = loss_and_grad(model, x, y)
+        _, grad = loss_and_gradient(model, x, y)
         H = hessian(model, x, y)
         if np.linalg.eigvalsh(H)[0] <= 0:
             break
-        set_parameters(model, flat_parameters(model) - np.linalg.solve(H, grad))
-    return loss_and_grad(model, x, y)[0]
+        assign_parameters(model, flat_parameters(model) - np.linalg.solve(H, grad))
+    return loss_and_gradient(model, x, y)[0]
 
 
 def sign_distance(theta: np.ndarray, ref: np.ndarray) -> float:
@@ -213,7 +192,7 @@ def static_check(params: dict[str, Any]) -> dict[str, Any]:
     restart_losses = np.array([f[0] for f in found])
     best = found[int(np.argmin(restart_losses))][1]
     polish(narrow, x, y, best, params["gtol"], params["newton_steps"])
-    narrow_loss, narrow_grad = loss_and_grad(narrow, x, y)
+    narrow_loss, narrow_grad = loss_and_gradient(narrow, x, y)
     fresh = torch.randn(params["n_fresh"], 2, generator=generator(params["restart_seed"], "fresh"),
                         dtype=torch.float64)
     with torch.no_grad():
@@ -228,7 +207,7 @@ def static_check(params: dict[str, Any]) -> dict[str, Any]:
     }
 
     def measure_point(wide) -> tuple[float, float, float, np.ndarray, np.ndarray]:
-        loss, grad = loss_and_grad(wide, x, y)
+        loss, grad = loss_and_gradient(wide, x, y)
         with torch.no_grad():
             diff = float((wide(fresh) - f_narrow).abs().max())
         return (loss, float(np.linalg.norm(grad)), diff, np.linalg.eigvalsh(hessian(wide, x, y)),
@@ -335,9 +314,9 @@ def gd_trajectory(params: dict[str, Any]) -> dict[str, Any]:
         narrow = tanh_net(1)
         polished_loss = polish(narrow, x_t, y_t, merged, params["gtol"], params["newton_steps"])
         out.update({"plateau_w": wk, "plateau_a": ak, "plateau_big": int((size > big * size.max()).sum()),
-                    "merged_theta": merged, "merged_loss": loss_and_grad(narrow, x_t, y_t, merged)[0],
+                    "merged_theta": merged, "merged_loss": loss_and_gradient(narrow, x_t, y_t, merged)[0],
                     "polished_theta": flat_parameters(narrow), "polished_loss": polished_loss,
-                    "polished_grad_norm": float(np.linalg.norm(loss_and_grad(narrow, x_t, y_t)[1]))})
+                    "polished_grad_norm": float(np.linalg.norm(loss_and_gradient(narrow, x_t, y_t)[1]))})
     return out
 
 

@@ -21,9 +21,12 @@ from phenolab.probes.registry import ProbeResult, register_probe
 from phenolab.tasks.base import Task
 
 __all__ = [
+    "assign_parameters",
     "directional_derivative",
     "flat_parameters",
     "function_values",
+    "half_squared_error",
+    "loss_and_gradient",
     "parameter_layout",
     "parameters_probe",
     "unflatten_parameters",
@@ -99,6 +102,30 @@ def directional_derivative(
             module.training = flag
     jv = torch.zeros_like(out) if jv is None else jv
     return jv.detach().to(torch.float64).cpu().numpy().reshape(len(x), -1)
+
+
+def half_squared_error(f: Tensor, y: Tensor) -> Tensor:
+    """The specs' loss L = (1 / 2n) sum_i |f(x_i) - y_i|^2 (phenolab's `mse` / 2 for one output)."""
+    return ((f - y) ** 2).sum() / (2 * len(f))
+
+
+def loss_and_gradient(model: nn.Module, x: Tensor, y: Tensor, theta: np.ndarray | Tensor | None = None,
+                      loss_fn=half_squared_error) -> tuple[float, np.ndarray]:
+    """L(theta) and its gradient as a flat vector (`flat_parameters` order), at theta (default: the
+    model's own parameters); the model is not changed. The form scipy.optimize takes (``jac=True``)."""
+    theta = flat_parameters(model) if theta is None else theta
+    params = {k: v.requires_grad_(True) for k, v in unflatten_parameters(model, torch.as_tensor(theta)).items()}
+    loss = loss_fn(functional_call(model, params, (x,)), y)
+    grads = torch.autograd.grad(loss, list(params.values()))
+    return loss.item(), torch.cat([g.reshape(-1) for g in grads]).numpy()
+
+
+def assign_parameters(model: nn.Module, theta: np.ndarray | Tensor) -> None:
+    """Copy the flat vector theta into the model's trainable parameters, in place (for analyses that
+    polish a parameter point; probes themselves never change a model)."""
+    with torch.no_grad():
+        for name, value in unflatten_parameters(model, torch.as_tensor(theta)).items():
+            model.get_parameter(name).copy_(value)
 
 
 @register_probe("parameters")

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vjp
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes.hessian import hvp_operator, mse
 from phenolab.probes.lanczos import lanczos
@@ -54,7 +54,7 @@ def workload(width: int, samples: int) -> tuple[nn.Module, Tensor, Tensor]:
     x = torch.randn(samples, 10, generator=g)
     beta = 2.0 * torch.randn(10, generator=g) / 10**0.5
     y = torch.sin(x @ beta)[:, None]
-    model = build_model(ModelSpec(width=width, depth=2, activation="tanh"), 10, 1, torch.Generator().manual_seed(1))
+    model = build_model(MLPSpec(width=width, depth=2, activation="tanh"), 10, 1, torch.Generator().manual_seed(1))
     return model, x, y
 
 

@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.models.mlp import MLP
 from phenolab.probes.ntk import empirical_ntk
@@ -59,7 +59,7 @@ def max_relative_difference(a: torch.Tensor, b: torch.Tensor) -> float:
 def workload(depth: int = 2, n: int = 256, d: int = 10, width: int = 512,
              dtype: torch.dtype = torch.float32) -> tuple[MLP, torch.Tensor]:
     """The benchmark's ReLU MLP (NTK parametrization, seed 0) and its n inputs x ~ N(0, I) (seed 1)."""
-    spec = ModelSpec(width=width, depth=depth, activation="relu", parametrization="ntk")
+    spec = MLPSpec(width=width, depth=depth, activation="relu", parametrization="ntk")
     model = build_model(spec, d, 1, torch.Generator().manual_seed(0), dtype=dtype)
     x = torch.randn(n, d, generator=torch.Generator().manual_seed(1)).to(dtype)
     return model, x

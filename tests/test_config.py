@@ -2,7 +2,7 @@
 
 import pytest
 
-from phenolab.config import (ConfigError, ExperimentSpec, ModelSpec, RunSpec, canonical_json, config_hash,
+from phenolab.config import (ConfigError, ExperimentSpec, MLPSpec, RunSpec, canonical_json, config_hash,
                              load_yaml, merge, parse_overrides, validate)
 
 
@@ -74,7 +74,7 @@ def test_hash_is_stable_and_sensitive():
 
 def test_specs_are_frozen():
     with pytest.raises(Exception):
-        ModelSpec().width = 3  # type: ignore[misc]
+        MLPSpec().width = 3  # type: ignore[misc]
 
 
 def test_run_spec_applies_dotted_changes():
@@ -96,9 +96,9 @@ def test_yaml_file_errors_name_the_file(tmp_path):
 
 
 def test_committee_model_fields_are_validated_and_left_out_of_the_hash_at_their_defaults():
-    plain = canonical_json(ModelSpec())
+    plain = canonical_json(MLPSpec())
     assert all(key not in plain for key in ("activation_param", "fixed_readout", "centered"))
-    spec = validate(ModelSpec, {"activation": "quadratic", "activation_param": 0.2, "fixed_readout": 1.0,
+    spec = validate(MLPSpec, {"activation": "quadratic", "activation_param": 0.2, "fixed_readout": 1.0,
                                 "centered": True})
     assert (spec.activation_param, spec.fixed_readout, spec.centered) == (0.2, 1.0, True)
     with pytest.raises(ConfigError, match=r"^model: activation_param is only used by a parametrized activation"):

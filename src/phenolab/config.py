@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import importlib
 import json
 import math
+import pkgutil
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Callable, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError, model_validator
+from pydantic_core import core_schema
 
 
 class ConfigError(ValueError):
@@ -36,6 +39,118 @@ class Spec(BaseModel):
     """Base of every spec: unknown keys are errors, instances are immutable."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KindSpec(Spec):
+    """A spec chosen by its ``kind`` within a family (a model kind, a data kind)."""
+
+    kind: str
+
+
+K = TypeVar("K", bound=type[KindSpec])
+
+
+class SpecFamily:
+    """The registered kinds of one config block (``model``, ``data``): a discriminated union that
+    grows by registration instead of a hand-kept list.
+
+    ``Annotated[KindSpec, family]`` validates a mapping by its ``kind`` (``default`` when absent)
+    into that kind's spec class. Kinds defined outside this module register from their own module
+    (`register`); modules of ``package`` are imported the first time a kind is not found, and the
+    plugin loader (`phenolab.plugins`) the same way, so a new kind needs no line here. The import
+    is by name, at validation time: this module still imports nothing of phenolab.
+    """
+
+    def __init__(self, block: str, package: str, default: str | None = None) -> None:
+        self.block, self.package, self.default = block, package, default
+        self._kinds: dict[str, type[KindSpec]] = {}
+        self._loaded = False
+
+    def register(self, cls: K) -> K:
+        """Register spec class `cls` under its ``kind`` default (usable as a class decorator)."""
+        kind = cls.model_fields["kind"].default
+        if not isinstance(kind, str):
+            raise TypeError(f"{cls.__name__}: a {self.block} spec needs a default kind, e.g. kind: Literal['x'] = 'x'")
+        old = self._kinds.get(kind)
+        if old is not None and old is not cls and old.__qualname__ != cls.__qualname__:
+            raise ValueError(f"{self.block} kind {kind!r} is already registered ({old.__module__}.{old.__qualname__})")
+        self._kinds[kind] = cls
+        return cls
+
+    def _load(self) -> None:
+        if self._loaded:
+            return
+        self._loaded = True
+        package = importlib.import_module(self.package)
+        for info in pkgutil.iter_modules(package.__path__):
+            if not info.name.startswith("_"):
+                importlib.import_module(f"{self.package}.{info.name}")
+        try:
+            plugins = importlib.import_module("phenolab.plugins")
+        except ImportError:
+            return
+        plugins.load_plugins()
+
+    def get(self, kind: str) -> type[KindSpec]:
+        """The spec class of `kind`; ConfigError naming ``BLOCK.kind`` and the known kinds."""
+        if kind not in self._kinds:
+            self._load()
+        if kind not in self._kinds:
+            raise ConfigError([f"{self.block}.kind: must be one of {', '.join(self.kinds())}, got {kind!r}"])
+        return self._kinds[kind]
+
+    def kinds(self) -> list[str]:
+        self._load()
+        return list(self._kinds)
+
+    def classes(self) -> list[type[KindSpec]]:
+        self._load()
+        return list(self._kinds.values())
+
+    def _validate(self, value: Any) -> KindSpec:
+        if isinstance(value, KindSpec) and self._kinds.get(value.kind) is type(value):
+            return value
+        if isinstance(value, BaseModel):
+            value = value.model_dump(mode="json")
+        if not isinstance(value, dict):
+            raise ValueError(f"must be a mapping of {self.block} settings with a kind, got {_short(value)}")
+        kind = value.get("kind", self.default)
+        if kind is None:
+            raise ValueError(f"kind: required, one of {', '.join(self.kinds())}")
+        if not isinstance(kind, str) or kind not in self._kinds and kind not in self.kinds():
+            raise ValueError(f"kind: must be one of {', '.join(self.kinds())}, got {kind!r}")
+        return self._kinds[kind].model_validate(value)
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        def dump(value: Any, info: core_schema.SerializationInfo) -> Any:
+            return value.model_dump(mode=info.mode) if isinstance(value, BaseModel) else value
+
+        return core_schema.no_info_plain_validator_function(
+            self._validate,
+            serialization=core_schema.plain_serializer_function_ser_schema(dump, info_arg=True, when_used="always"))
+
+
+def family_of(annotation: Any, metadata: Any = ()) -> SpecFamily | None:
+    """The `SpecFamily` of a field: its annotation ``Annotated[KindSpec, family]`` (through Optional),
+    or a pydantic field's `metadata` (where pydantic moves the ``Annotated`` extras); else None."""
+    import typing
+
+    for meta in metadata:
+        if isinstance(meta, SpecFamily):
+            return meta
+    for arg in (annotation, *typing.get_args(annotation)):
+        for meta in getattr(arg, "__metadata__", ()):
+            if isinstance(meta, SpecFamily):
+                return meta
+    return None
+
+
+MODEL_KINDS = SpecFamily("model", "phenolab.models", default="mlp")
+DATA_KINDS = SpecFamily("data", "phenolab.tasks")
+ModelSpec = Annotated[KindSpec, MODEL_KINDS]
+"""A model spec of any registered kind (`MLPSpec` by default; see `MODEL_KINDS`)."""
+DataSpec = Annotated[KindSpec, DATA_KINDS]
+"""A data spec of any registered kind (see `DATA_KINDS`)."""
 
 
 PosInt = Annotated[int, Field(gt=0)]
@@ -80,7 +195,8 @@ class InitSpec(Spec):
         return self
 
 
-class ModelSpec(Spec):
+@MODEL_KINDS.register
+class MLPSpec(KindSpec):
     """A fully connected network: ``depth`` hidden layers of ``width`` units (or explicit ``widths``).
 
     A two-layer network, f(x) = sum_k a_k sigma(w_k . x + b_k), is depth 1. ``input_dim`` and
@@ -130,7 +246,7 @@ class ModelSpec(Spec):
         return [self.width or 100] * (self.depth or 1)
 
     @model_validator(mode="after")
-    def _per_layer_lengths(self) -> ModelSpec:
+    def _per_layer_lengths(self) -> MLPSpec:
         if self.widths is not None and (self.width is not None or self.depth is not None):
             raise ValueError(f"give either widths (now {self.widths}) or width/depth, not both; "
                              "e.g. model.widths=[200,200]")
@@ -162,12 +278,13 @@ class ModelSpec(Spec):
 
 
 # ------------------------------------------------------------------------------------ data
-class _DataBase(Spec):
+class _DataBase(KindSpec):
     n_test: Annotated[int, Field(ge=0)] = 0
     noise: NonNegFloat = 0.0
     seed: int | None = None  # data randomness; None = the run's seed
 
 
+@DATA_KINDS.register
 class SinesData(_DataBase):
     """1-D target y = sum_j A_j sin(omega_j x) on an interval (the F-Principle target by default)."""
 
@@ -190,6 +307,7 @@ class SinesData(_DataBase):
         return self
 
 
+@DATA_KINDS.register
 class ExpressionData(_DataBase):
     """1-D target given as a numpy expression in x, e.g. ``sin(x) + 0.5*abs(x)``."""
 
@@ -206,6 +324,7 @@ class ExpressionData(_DataBase):
         return self
 
 
+@DATA_KINDS.register
 class TeacherData(_DataBase):
     """d-D target: a random two-layer teacher network y = sum_k a_k sigma(w_k . x), x ~ U([-1,1]^d)."""
 
@@ -216,6 +335,7 @@ class TeacherData(_DataBase):
     n_train: PosInt = 500
 
 
+@DATA_KINDS.register
 class RidgeData(_DataBase):
     """d-D target y = sum_j A_j sin(omega_j u_j . x), random unit directions u_j, x ~ U([-1,1]^d)."""
 
@@ -235,6 +355,7 @@ class RidgeData(_DataBase):
         return self
 
 
+@DATA_KINDS.register
 class CoordinateSinesData(_DataBase):
     """d-D target y = sum_k A sin(omega x_k + phi) over the coordinates, x ~ U([low, high]^d)."""
 
@@ -253,6 +374,7 @@ class CoordinateSinesData(_DataBase):
         return self
 
 
+@DATA_KINDS.register
 class ProductData(_DataBase):
     """Target y = x_1 x_2 on 2-D inputs: n points evenly spaced on the unit circle,
     x = (cos t, sin t), or x ~ N(0, I_2) (Jacot et al.'s NTK experiments, arXiv:1806.07572)."""
@@ -262,6 +384,7 @@ class ProductData(_DataBase):
     n_train: PosInt = 16
 
 
+@DATA_KINDS.register
 class GaussianMixtureData(_DataBase):
     """k classes, one Gaussian cluster each: centres ~ N(0, spread^2 I_d), points ~ N(centre, I_d),
     n_train points in total, labels balanced (Sagun et al.'s Hessian setting, spec section 6)."""
@@ -274,6 +397,7 @@ class GaussianMixtureData(_DataBase):
     one_hot: bool = False  # integer labels (for cross-entropy); one-hot vectors for MSE
 
 
+@DATA_KINDS.register
 class LinearTeacherData(_DataBase):
     """x ~ N(0, I_d), y = beta . x with beta ~ N(0, scale^2 / d I) drawn once (spec section 4)."""
 
@@ -283,6 +407,7 @@ class LinearTeacherData(_DataBase):
     n_train: PosInt = 200
 
 
+@DATA_KINDS.register
 class DigitsData(_DataBase):
     """scikit-learn's bundled 8x8 handwritten digits (1797 images), pixels scaled to [0, 1]."""
 
@@ -299,6 +424,7 @@ class DigitsData(_DataBase):
         return self
 
 
+@DATA_KINDS.register
 class QuadraticTeacherData(_DataBase):
     """x ~ N(0, I_d / d), y = (1/2) (beta . x)^2 with beta ~ N(0, I_d) drawn once (Kumar et al. 2023,
     arXiv:2310.06110 section 5; spec specs_ntk_nonlinearity.md section 3). The task's ``info["beta"]``
@@ -307,13 +433,6 @@ class QuadraticTeacherData(_DataBase):
     kind: Literal["quadratic_teacher"] = "quadratic_teacher"
     input_dim: PosInt = 50
     n_train: PosInt = 200
-
-
-DataSpec = Annotated[
-    Union[SinesData, ExpressionData, TeacherData, RidgeData, DigitsData, CoordinateSinesData, ProductData,
-          GaussianMixtureData, LinearTeacherData, QuadraticTeacherData],
-    Field(discriminator="kind"),
-]
 
 
 # ----------------------------------------------------------------------------------- train
@@ -351,7 +470,7 @@ class ProbeSpec(Spec):
 class RunSpec(Spec):
     """One training run: everything that decides its numbers."""
 
-    model: ModelSpec = ModelSpec()
+    model: ModelSpec = MLPSpec()
     data: DataSpec = SinesData()
     train: TrainSpec = TrainSpec()
     probes: list[ProbeSpec] = []
@@ -367,7 +486,7 @@ class ExperimentSpec(Spec):
     experiment: str
     preset: str = "custom"
     seeds: Seeds = [0]
-    model: ModelSpec = ModelSpec()
+    model: ModelSpec = MLPSpec()
     data: DataSpec = SinesData()
     train: TrainSpec = TrainSpec()
     probes: list[ProbeSpec] = []
@@ -478,14 +597,11 @@ def validate(cls: type[Spec], data: dict[str, Any]) -> Any:
         raise ConfigError(_explain(cls, data, err)) from None
 
 
-_DATA_KINDS = ("sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "product", "gaussian_mixture",
-               "linear_teacher", "quadratic_teacher")
-
 
 def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> list[str]:
     problems = []
     for e in err.errors():
-        loc = [str(p) for p in e["loc"] if not (isinstance(p, str) and p in _DATA_KINDS)]
+        loc = [str(p) for p in e["loc"]]
         loc = [p for p in loc if not p.startswith(("function-", "union["))]
         path = ".".join(loc) if loc else "(config)"
         kind, msg = e["type"], e["msg"]
@@ -509,11 +625,11 @@ def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> lis
             expected = e.get("ctx", {}).get("expected", "")
             problems.append(f"{path}: must be one of {expected}, got {got!r}")
             continue
-        if kind == "union_tag_invalid":
-            problems.append(f"{path}.kind: must be one of {', '.join(_DATA_KINDS)}, got {got.get('kind') if isinstance(got, dict) else got!r}")
-            continue
         if kind == "value_error":
             msg = msg.removeprefix("Value error, ")
+            if loc and msg.startswith("kind: "):  # a family's kind check (`SpecFamily`)
+                problems.append(f"{path}.{msg}")
+                continue
             if not loc and re.match(r"^[a-z_][a-z_.0-9]*: ", msg):  # a model-level check that names its field
                 problems.append(msg)
                 continue
@@ -544,13 +660,20 @@ def _allowed_keys(cls: type[BaseModel], data: dict[str, Any], loc: list[str]) ->
         field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
         if field is None:
             return []
-        model = _model_of(field.annotation, node)
+        model = _model_of(field.annotation, node, field.metadata)
     return list(model.model_fields) if hasattr(model, "model_fields") else []
 
 
-def _model_of(annotation: Any, node: Any) -> Any:
+def _model_of(annotation: Any, node: Any, metadata: Any = ()) -> Any:
     import typing
 
+    family = family_of(annotation, metadata)
+    if family is not None:
+        kind = node.get("kind", family.default) if isinstance(node, dict) else family.default
+        try:
+            return family.get(kind) if isinstance(kind, str) else None
+        except ConfigError:
+            return None
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     args = typing.get_args(annotation)

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import phenolab.experiments.hessian_outliers as ho  # importing registers the experiment
-from phenolab.config import ConfigError, ModelSpec
+from phenolab.config import ConfigError, MLPSpec
 from phenolab.experiments import run_experiment
 from phenolab.experiments.base import RunData
 from phenolab.models import build_model
@@ -40,9 +40,9 @@ def test_min_increase():
 
 @pytest.mark.parametrize("classes, factor", [(2, 1), (8, 1), (4, 2), (8, 2)])
 def test_param_count_matches_the_built_model(classes, factor):
-    spec = ModelSpec(widths=[16 * factor, 16 * factor], activation="relu")
+    spec = MLPSpec(widths=[16 * factor, 16 * factor], activation="relu")
     model = build_model(spec, 10, classes, torch.Generator().manual_seed(0))
-    base = ModelSpec(widths=[16, 16], activation="relu")
+    base = MLPSpec(widths=[16, 16], activation="relu")
     assert ho.param_count(base, 10, classes, factor) == sum(p.numel() for p in model.parameters())
     assert ho.param_count(base, 10, 8, 2) == 1672  # the largest net of the spec's setting
 

@@ -9,7 +9,7 @@ import torch
 from torch.func import functional_call, jacrev
 
 import phenolab.experiments.sharpness_width as sw  # registers the experiment
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.experiments import run_experiment
 from phenolab.experiments.training import build
 from phenolab.models import build_model
@@ -72,7 +72,7 @@ def test_mup_with_base_width_1_is_the_same_function_but_a_d_times_larger_input_l
     task, ref = build(mf)
     X, y = task.x_train, task.y_train[:, 0]
     W, v = ref.layers[0].weight.detach().clone(), ref.layers[1].weight[0].detach().clone()
-    mup = build_model(ModelSpec(width=width, activation="linear", bias=False, parametrization="mup"), D, 1,
+    mup = build_model(MLPSpec(width=width, activation="linear", bias=False, parametrization="mup"), D, 1,
                       generator(0, "model"), dtype=torch.float64)
     with torch.no_grad():
         mup.layers[0].weight.copy_(W / math.sqrt(D))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.models.embedding import (
     activation_symmetry,
@@ -23,7 +23,7 @@ PARAMETRIZATIONS = [{"parametrization": "standard"}, {"parametrization": "ntk"},
 
 
 def net(m=3, k=2, d=2, seed=0, **spec):
-    spec = ModelSpec(width=m, **{"activation": "tanh", **spec})
+    spec = MLPSpec(width=m, **{"activation": "tanh", **spec})
     return build_model(spec, d, k, torch.Generator().manual_seed(seed), torch.float64)
 
 
@@ -59,7 +59,7 @@ def test_split_and_null_keep_the_function_in_every_parametrization(options, bias
 
 
 def test_critical_embedding_composition_and_widths_spec():
-    model = build_model(ModelSpec(widths=[3], activation="tanh"), 2, 1, torch.Generator().manual_seed(1),
+    model = build_model(MLPSpec(widths=[3], activation="tanh"), 2, 1, torch.Generator().manual_seed(1),
                         torch.float64)
     wide = critical_embedding(model, splits=[(0, 0.5), (3, -2.0)], nulls=2)
     assert wide.spec.widths == [7] and wide.layers[0].out_features == 7
@@ -111,7 +111,7 @@ def test_reduce_merges_duplicates_and_sign_flips_by_activation():
 
 @pytest.mark.parametrize("activation", ["tanh", "sigmoid", "xtanh"])
 def test_reduce_network_on_zero_output_and_duplicated_neurons(activation):
-    spec = ModelSpec(width=5, activation=activation, bias=False)
+    spec = MLPSpec(width=5, activation=activation, bias=False)
     w = torch.tensor([[1.0, 0.5], [0.0, 0.0], [1.0, 0.5], [-1.0, -0.5], [0.3, -2.0]], dtype=torch.float64)
     a = torch.tensor([1.0, 0.7, -0.25, 0.5, 0.0], dtype=torch.float64)
     model = two_layer_from_neurons(spec, w, None, a)
@@ -124,7 +124,7 @@ def test_reduce_network_on_zero_output_and_duplicated_neurons(activation):
 
 
 def test_reduce_to_a_constant_keeps_one_null_neuron():
-    spec = ModelSpec(width=2, activation="tanh", bias=True)
+    spec = MLPSpec(width=2, activation="tanh", bias=True)
     model = two_layer_from_neurons(spec, torch.ones(2, 2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64),
                                    torch.tensor([1.0, -1.0], dtype=torch.float64), c=torch.tensor([0.7]))
     reduced = reduce_network(model)
@@ -133,7 +133,7 @@ def test_reduce_to_a_constant_keeps_one_null_neuron():
 
 
 def test_two_layer_from_neurons_sets_effective_weights():
-    spec = ModelSpec(width=7, parametrization="mean_field", output_scale=2.0)
+    spec = MLPSpec(width=7, parametrization="mean_field", output_scale=2.0)
     w = torch.tensor([[1.0, -2.0], [0.5, 0.25]], dtype=torch.float64)
     b, a, c = torch.tensor([0.1, -0.2]), torch.tensor([[1.0, 2.0], [3.0, 4.0]]), torch.tensor([0.5, -0.5])
     model = two_layer_from_neurons(spec, w, b, a, c)
@@ -155,7 +155,7 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="centered"):
         null_embedding(net(centered=True))
     with pytest.raises(ValueError, match="depth 1"):
-        split_neuron(build_model(ModelSpec(width=3, depth=2), 2, 1, torch.Generator().manual_seed(0)), 0, 0.5)
+        split_neuron(build_model(MLPSpec(width=3, depth=2), 2, 1, torch.Generator().manual_seed(0)), 0, 0.5)
     with pytest.raises(ValueError, match="j: neuron index"):
         split_neuron(net(), 3, 0.5)
     with pytest.raises(ValueError, match="delta"):
@@ -165,4 +165,4 @@ def test_errors_name_the_problem():
     with pytest.raises(ValueError, match="2 entries"):
         null_embedding(net(), w=torch.ones(3))
     with pytest.raises(ValueError, match="no output bias"):
-        two_layer_from_neurons(ModelSpec(width=1, bias=False), torch.ones(1, 2), None, torch.ones(1), c=torch.ones(1))
+        two_layer_from_neurons(MLPSpec(width=1, bias=False), torch.ones(1, 2), None, torch.ones(1), c=torch.ones(1))

@@ -3,12 +3,12 @@ import math
 import pytest
 import torch
 
-from phenolab.config import ConfigError, ModelSpec, validate
+from phenolab.config import ConfigError, MLPSpec, validate
 from phenolab.models import MLP, build_model, get_activation
 
 
-def spec(**kw) -> ModelSpec:
-    return validate(ModelSpec, kw)
+def spec(**kw) -> MLPSpec:
+    return validate(MLPSpec, kw)
 
 
 def gen(seed: int = 0) -> torch.Generator:
@@ -173,9 +173,9 @@ def test_unknown_activation():
 
 
 def test_output_bias_can_be_switched_off_alone():
-    from phenolab.config import ModelSpec
+    from phenolab.config import MLPSpec
 
-    spec = ModelSpec(width=8, bias=True, output_bias=False)
+    spec = MLPSpec(width=8, bias=True, output_bias=False)
     model = build_model(spec, 2, 1, torch.Generator().manual_seed(0))
     assert model.layers[0].bias is not None and model.layers[1].bias is None
 

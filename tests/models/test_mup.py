@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from phenolab.config import ConfigError, ModelSpec, RunSpec, TrainSpec, canonical_json, validate
+from phenolab.config import ConfigError, MLPSpec, RunSpec, TrainSpec, canonical_json, validate
 from phenolab.models import build_model
 from phenolab.models.parametrization import bias_stds, layer_multipliers, layer_stds, lr_scales
 from phenolab.train import make_optimizer
@@ -17,8 +17,8 @@ from phenolab.train.ensemble import ensemble_key
 D = 5  # input dimension: finite, never scaled
 
 
-def spec(**kw) -> ModelSpec:
-    return validate(ModelSpec, kw)
+def spec(**kw) -> MLPSpec:
+    return validate(MLPSpec, kw)
 
 
 def gen(seed: int = 0) -> torch.Generator:

@@ -2,12 +2,12 @@ import math
 
 import pytest
 
-from phenolab.config import ConfigError, ModelSpec, validate
+from phenolab.config import ConfigError, MLPSpec, validate
 from phenolab.models.parametrization import bias_stds, layer_multipliers, layer_stds
 
 
-def spec(**kw) -> ModelSpec:
-    return validate(ModelSpec, kw)
+def spec(**kw) -> MLPSpec:
+    return validate(MLPSpec, kw)
 
 
 def test_standard_defaults():

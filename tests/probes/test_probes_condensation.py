@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes import run_probe
 from phenolab.probes.condensation import (
@@ -200,7 +200,7 @@ def _task() -> Task:
 
 
 def _mlp_and_copy(width: int = 12):
-    mlp = build_model(ModelSpec(width=width, activation="relu"), 1, 1, torch.Generator().manual_seed(0))
+    mlp = build_model(MLPSpec(width=width, activation="relu"), 1, 1, torch.Generator().manual_seed(0))
     seq = nn.Sequential(nn.Linear(1, width), nn.ReLU(), nn.Linear(width, 1))
     names = {"layers.0.weight": "0.weight", "layers.0.bias": "0.bias",
              "layers.1.weight": "2.weight", "layers.1.bias": "2.bias"}

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes import get_probe, run_probe
 from phenolab.probes.registry import needs_reference
@@ -24,7 +24,7 @@ def _task(n: int = 30, d: int = 3) -> Task:
 
 
 def _mlp(parametrization: str = "mup") -> nn.Module:
-    spec = ModelSpec(widths=[16, 8], activation="tanh", parametrization=parametrization, output_scale=0.5)
+    spec = MLPSpec(widths=[16, 8], activation="tanh", parametrization=parametrization, output_scale=0.5)
     return build_model(spec, 3, 2, torch.Generator().manual_seed(1))
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 from scipy.optimize import minimize
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.models.embedding import null_embedding, split_neuron
 from phenolab.probes import run_probe
@@ -41,7 +41,7 @@ def data():
 def narrow(data):
     """The best of 8 BFGS runs (gtol 1e-13) of the width-1 net, polished by 3 Newton steps."""
     x, y = data
-    model = build_model(ModelSpec(width=1, activation="tanh", bias=False), 2, 1,
+    model = build_model(MLPSpec(width=1, activation="tanh", bias=False), 2, 1,
                         torch.Generator().manual_seed(0), torch.float64)
     rng = np.random.default_rng(1)
     runs = [minimize(lambda t: loss_and_gradient(model, x, y, t), rng.normal(size=3), jac=True, method="BFGS",
@@ -108,7 +108,7 @@ def test_null_embedding_adds_plus_minus_g(narrow, data):
 
 
 def _random_net(parametrization="standard", k=2, m=3, seed=0):
-    spec = ModelSpec(width=m, activation="tanh", bias=True, parametrization=parametrization)
+    spec = MLPSpec(width=m, activation="tanh", bias=True, parametrization=parametrization)
     return build_model(spec, 2, k, torch.Generator().manual_seed(seed), torch.float64)
 
 
@@ -161,7 +161,7 @@ def test_null_block_with_bias_and_two_outputs():
 
 
 def test_null_curvature_needs_sigma_zero_and_inertia_tolerance():
-    net = build_model(ModelSpec(width=2, activation="sigmoid"), 2, 1, torch.Generator().manual_seed(0), torch.float64)
+    net = build_model(MLPSpec(width=2, activation="sigmoid"), 2, 1, torch.Generator().manual_seed(0), torch.float64)
     x = torch.randn(5, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="sigma\\(0\\) = 0"):
         null_curvature(net, x, x[:, :1])

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes import run_probe
 from phenolab.probes.hessian import SPECTRUM_MAX_PARAMS, cross_entropy, hessian_matrix, hvp_operator, mse
@@ -50,7 +50,7 @@ def _tanh_net(d: int = 3, m: int = 10, k: int = 4, seed: int = 0) -> nn.Sequenti
 
 
 def _phenolab_mlp() -> nn.Module:
-    spec = ModelSpec(width=8, depth=2, activation="tanh")  # 2-8-8-1: 24 + 72 + 9 = 105 parameters
+    spec = MLPSpec(width=8, depth=2, activation="tanh")  # 2-8-8-1: 24 + 72 + 9 = 105 parameters
     return build_model(spec, 2, 1, _gen(3))
 
 

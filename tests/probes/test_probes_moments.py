@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes.moments import weight_moments
 from phenolab.probes.registry import needs_reference, run_probe
@@ -35,7 +35,7 @@ def test_moments_of_a_sequential_net_and_their_change():
 
 
 def test_moments_use_the_effective_weights_of_phenolabs_mlp():
-    model = build_model(ModelSpec(width=8, parametrization="ntk", bias=False), 4, 1, torch.Generator().manual_seed(0),
+    model = build_model(MLPSpec(width=8, parametrization="ntk", bias=False), 4, 1, torch.Generator().manual_seed(0),
                         dtype=torch.float64)
     out = run_probe("weight_moments", model, TASK)
     w = model.layers[0].weight.detach().numpy() / 2.0  # ntk: mult_1 = 1/sqrt(4)

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes.neurons import first_layer, is_two_layer, two_layer_neurons
 
 
 def _mlp(parametrization: str = "standard", output_scale: float = 1.0, width: int = 7, d: int = 3, k: int = 2):
-    spec = ModelSpec(width=width, activation="relu", parametrization=parametrization, output_scale=output_scale)
+    spec = MLPSpec(width=width, activation="relu", parametrization=parametrization, output_scale=output_scale)
     return build_model(spec, d, k, torch.Generator().manual_seed(0), dtype=torch.float64)
 
 
@@ -81,8 +81,8 @@ def test_three_linear_layers_raise_clear_error_but_first_layer_works():
 
 
 def test_deep_mlp_and_other_parameters_are_rejected():
-    deep = build_model(ModelSpec(width=4, depth=2), 1, 1, torch.Generator().manual_seed(0))
-    with pytest.raises(ValueError, match="MLP with 2 hidden layers"):
+    deep = build_model(MLPSpec(width=4, depth=2), 1, 1, torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="3 nn.Linear layers in MLP"):
         two_layer_neurons(deep)
     assert first_layer(deep)[0].shape == (4, 1)
     normed = nn.Sequential(nn.Linear(2, 4), nn.LayerNorm(4), nn.Linear(4, 1))
@@ -96,3 +96,21 @@ def test_missing_params_entry_is_named():
     model = _sequential()
     with pytest.raises(KeyError, match="'0.weight'"):
         two_layer_neurons(model, {"2.weight": model[2].weight})
+
+
+def test_probe_requirements_are_checked_on_the_model_and_task():
+    from phenolab.models.conv import Conv1dSumPool
+    from phenolab.probes.registry import check_requirements
+    from phenolab.tasks.base import Task
+
+    x = torch.randn(8, 4)
+    regression = Task(x_train=x, y_train=torch.randn(8, 1))
+    conv = Conv1dSumPool(4, 2, dtype=torch.float32)
+    problems = check_requirements(["loss", "condensation", "accuracy"], conv, regression)
+    assert problems == [
+        "probes[1]: probe 'condensation' needs an nn.Linear input layer (its neurons); Conv1dSumPool has no "
+        "nn.Linear input layer",
+        "probes[2]: probe 'accuracy' needs a classification task; task 'task' is regression",
+    ]
+    two_layer = nn.Sequential(nn.Linear(4, 3), nn.Tanh(), nn.Linear(3, 1))
+    assert check_requirements(["condensation", "saddle_branches"], two_layer, regression) == []

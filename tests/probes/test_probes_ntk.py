@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes import ntk
 from phenolab.probes.ntk import (
@@ -33,7 +33,7 @@ def _x(n: int, d: int = 3, seed: int = 1) -> torch.Tensor:
 
 
 def _mlp(depth=1, parametrization="standard", bias=True, k=2, width=6, d=3, scale=0.7, activation="tanh", dtype=F64):
-    spec = ModelSpec(width=width, depth=depth, activation=activation, parametrization=parametrization,
+    spec = MLPSpec(width=width, depth=depth, activation=activation, parametrization=parametrization,
                      bias=bias, output_scale=scale)
     return build_model(spec, d, k, torch.Generator().manual_seed(3), dtype=dtype)
 

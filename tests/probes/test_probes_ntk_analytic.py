@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes.ntk import empirical_ntk, relative_kernel_distance
 from phenolab.probes.ntk_analytic import analytic_ntk
@@ -93,7 +93,7 @@ def test_wide_relu_mlp_converges_to_analytic_ntk(depth, bias, widths, largest_er
     reference, _ = analytic_ntk(x, depth=depth, activation="relu", weight_var=1.0, bias_var=1.0 if bias else 0.0)
 
     def make(width, seed):
-        spec = ModelSpec(width=width, depth=depth, activation="relu", parametrization="ntk", bias=bias)
+        spec = MLPSpec(width=width, depth=depth, activation="relu", parametrization="ntk", bias=bias)
         return build_model(spec, 2, 1, torch.Generator().manual_seed(seed), dtype=F64)
 
     errors = [_mean_error(make, x, reference, width, seeds=6) for width in widths]

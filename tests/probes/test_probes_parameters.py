@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.probes import run_probe
 from phenolab.probes.parameters import (
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mlp(width: int = 7, dtype: torch.dtype = torch.float64) -> nn.Module:
-    spec = ModelSpec(width=width, activation="tanh", parametrization="ntk", output_bias=False)
+    spec = MLPSpec(width=width, activation="tanh", parametrization="ntk", output_bias=False)
     return build_model(spec, 1, 1, generator(3, "model"), dtype=dtype)
 
 

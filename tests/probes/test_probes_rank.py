@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 from phenolab.models import build_model
 from phenolab.models.conv import Conv1dSumPool, InputSubset
 from phenolab.models.matrix_factorization import MatrixFactorization, all_positions
@@ -35,7 +35,7 @@ def _gauss(n: int, d: int, seed: int = 100) -> torch.Tensor:
 def _net(d: int, widths: list[int], layers: list[torch.Tensor] | None = None) -> nn.Module:
     """tanh MLP without biases, f = a^T tanh(W_L ... tanh(W_1 x)); ``layers``: its weights,
     zero-padded into the top-left corner of each (out, in) weight matrix (None: the random init)."""
-    model = build_model(ModelSpec(widths=widths, bias=False, activation="tanh"), d, 1, _gen(0), dtype=torch.float64)
+    model = build_model(MLPSpec(widths=widths, bias=False, activation="tanh"), d, 1, _gen(0), dtype=torch.float64)
     if layers is not None:
         with torch.no_grad():
             for layer, w in zip(model.layers, layers):
@@ -142,7 +142,7 @@ class ItemModule(UserModule):
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")  # torch's forward-AD setup
 @pytest.mark.parametrize("make", [
-    lambda: build_model(ModelSpec(widths=[4, 3], activation="tanh"), 2, 2, _gen(3), dtype=torch.float64),
+    lambda: build_model(MLPSpec(widths=[4, 3], activation="tanh"), 2, 2, _gen(3), dtype=torch.float64),
     UserModule,
     ItemModule,
 ])

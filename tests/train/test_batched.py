@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from phenolab.config import InitSpec, ModelSpec
+from phenolab.config import InitSpec, MLPSpec
 from phenolab.models import build_model
 from phenolab.train.batched import (
     batched_outputs,
@@ -21,7 +21,7 @@ D, M = 3, 4
 
 
 def _models(count, std=0.5):
-    spec = ModelSpec(width=M, bias=False, activation="tanh", init=InitSpec(std=std))
+    spec = MLPSpec(width=M, bias=False, activation="tanh", init=InitSpec(std=std))
     return [build_model(spec, D, 1, generator(s, "model"), dtype=torch.float64) for s in range(count)]
 
 
@@ -112,3 +112,21 @@ def test_bad_arguments_name_what_is_allowed():
         gradient_descent(models[0], stack_parameters(models), x, y, mask, lr=-1.0, steps=3)
     with pytest.raises(ValueError, match="as many targets"):
         pad_samples(xs, [])
+
+
+def test_hand_gradients_read_any_two_layer_chain():
+    """A user's nn.Sequential takes the hand-written two-layer path and agrees with autograd."""
+    from torch import nn
+
+    from phenolab.train.batched import _autograd_gradients, two_layer_applies, two_layer_gradients
+
+    torch.manual_seed(0)
+    seq = nn.Sequential(nn.Linear(D, M), nn.Tanh(), nn.Linear(M, 1)).double()
+    params = stack_parameters([seq, nn.Sequential(nn.Linear(D, M), nn.Tanh(), nn.Linear(M, 1)).double()])
+    assert two_layer_applies(seq, params)
+    x, y, mask = pad_samples(*_samples([5, 7]))
+    hand, hand_grads = two_layer_gradients(seq, params, x, y, mask)
+    auto, auto_grads = _autograd_gradients(seq, params, x, y, mask)
+    torch.testing.assert_close(hand, auto)
+    for name in auto_grads:
+        torch.testing.assert_close(hand_grads[name], auto_grads[name])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from phenolab.config import ModelSpec, RunSpec, validate
+from phenolab.config import MLPSpec, RunSpec, validate
 from phenolab.models import build_model
 from phenolab.store import Store
 from phenolab.train import Recorder
@@ -29,7 +29,7 @@ def stacked(models: list[torch.nn.Module]) -> list[torch.Tensor]:
 @pytest.mark.parametrize("bias,output_bias,outputs", [(True, None, 1), (False, None, 2), (True, False, 3)])
 @pytest.mark.parametrize("batch", [False, True])
 def test_fused_gradients_equal_autograd_with_ties_and_zero_weights(parametrization, bias, output_bias, outputs, batch):
-    spec = ModelSpec(width=40, activation="relu", parametrization=parametrization, bias=bias,
+    spec = MLPSpec(width=40, activation="relu", parametrization=parametrization, bias=bias,
                      output_bias=output_bias, output_scale=0.7)
     models = [build_model(spec, 1, outputs, torch.Generator().manual_seed(i)) for i in range(3)]
     g = torch.Generator().manual_seed(9)
@@ -105,7 +105,7 @@ def test_fused_boundaries_on_clustered_points_and_nonfinite_weights():
     centers = torch.tensor([-1.0, 0.2, 0.2 + 1e-6, 3.0])
     x = (centers.repeat_interleave(8) + 1e-7 * torch.randn(32, generator=g))[:, None]  # tight clusters
     y = torch.randn(32, 1, generator=g)
-    spec = ModelSpec(width=64, activation="relu")
+    spec = MLPSpec(width=64, activation="relu")
     models = [build_model(spec, 1, 1, torch.Generator().manual_seed(i)) for i in range(2)]
     with torch.no_grad():
         hidden = models[1].layers[0]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from phenolab.config import ModelSpec, RunSpec, TrainSpec, validate
+from phenolab.config import MLPSpec, RunSpec, TrainSpec, validate
 from phenolab.models import build_model
 from phenolab.probes import run_probe
 from phenolab.tasks import Task, make_task
@@ -37,7 +37,7 @@ def regression_task(d: int = 8, n: int = 64, amplitude: float = 4.0) -> Task:
 def coordinate_change(task: Task, parametrization: str, width: int, optimizer: str, lr: float, seed: int) -> np.ndarray:
     """delta_l (hidden 1, hidden 2, output) after 3 updates of a width-`width` 2-hidden-layer tanh net."""
     extra = {"base_width": WIDTHS[0]} if parametrization == "mup" else {}
-    spec = validate(ModelSpec, {"widths": [width, width], "activation": "tanh",
+    spec = validate(MLPSpec, {"widths": [width, width], "activation": "tanh",
                                 "parametrization": parametrization, **extra})
     model = build_model(spec, task.input_dim, task.output_dim, generator(seed, "model"), torch.float64)
     reference = {k: v.clone() for k, v in model.state_dict().items()}
@@ -77,7 +77,7 @@ def test_coordinate_check_standard_blows_up_at_the_same_lr(optimizer, lr):
 # ------------------------------------------------------------------ per-layer lr in training
 def test_one_gd_step_of_the_plain_trainer_uses_the_per_layer_lr():
     task = regression_task(d=3, n=20, amplitude=1.0)
-    spec = validate(ModelSpec, {"widths": [32, 16], "activation": "tanh", "parametrization": "mup", "base_width": 8})
+    spec = validate(MLPSpec, {"widths": [32, 16], "activation": "tanh", "parametrization": "mup", "base_width": 8})
     model = build_model(spec, 3, 1, generator(0, "model"), torch.float64)
     start = {n: p.detach().clone() for n, p in model.named_parameters()}
     loss = ((model(task.x_train) - task.y_train) ** 2).mean()

@@ -43,7 +43,7 @@ import torch
 from pydantic import Field, field_validator
 from scipy.optimize import minimize
 
-from phenolab.config import InitSpec, ModelSpec, PosFloat, PosInt, Spec
+from phenolab.config import InitSpec, MLPSpec, PosFloat, PosInt, Spec
 from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
@@ -135,7 +135,7 @@ def make_data(n: int, data_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 def tanh_net(width: int, init_std: float | None = None, seed: int = 0):
     """A two-layer tanh net without biases (standard parametrization: raw = effective weights), float64."""
     init = InitSpec() if init_std is None else InitSpec(std=init_std)
-    spec = ModelSpec(width=width, activation="tanh", bias=False, init=init)
+    spec = MLPSpec(width=width, activation="tanh", bias=False, init=init)
     return build_model(spec, 2, 1, generator(seed, "model"), torch.float64)
 
 

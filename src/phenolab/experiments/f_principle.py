@@ -15,7 +15,7 @@ from pydantic import model_validator
 
 import numpy as np
 
-from phenolab.config import Seeds, ExperimentSpec, ModelSpec, ProbeSpec, SinesData, Spec, TrainSpec
+from phenolab.config import Seeds, ExperimentSpec, MLPSpec, ProbeSpec, SinesData, Spec, TrainSpec
 from phenolab.experiments.analysis import first_step_below, median_or_none
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -38,7 +38,7 @@ class FPrincipleCheck(Spec):
 class FPrincipleConfig(ExperimentSpec):
     experiment: str = "f-principle"
     seeds: Seeds = [0, 1, 2]
-    model: ModelSpec = ModelSpec(widths=[200, 200, 200, 100], activation="tanh")
+    model: MLPSpec = MLPSpec(widths=[200, 200, 200, 100], activation="tanh")
     data: SinesData = SinesData()
     train: TrainSpec = TrainSpec(optimizer="adam", lr=2e-4, steps=3000, probe_every=10)
     probes: list[ProbeSpec] = [

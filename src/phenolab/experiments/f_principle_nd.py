@@ -16,7 +16,7 @@ from pydantic import model_validator
 
 import numpy as np
 
-from phenolab.config import Seeds, DigitsData, ExperimentSpec, ModelSpec, ProbeSpec, Spec, TrainSpec
+from phenolab.config import Seeds, DigitsData, ExperimentSpec, MLPSpec, ProbeSpec, Spec, TrainSpec
 from phenolab.experiments.analysis import first_step_below, fraction_true
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -40,7 +40,7 @@ class FilterCheck(Spec):
 class FilterConfig(ExperimentSpec):
     experiment: str = "f-principle-nd"
     seeds: Seeds = [0, 1, 2]
-    model: ModelSpec = ModelSpec(widths=[256, 256], activation="relu")
+    model: MLPSpec = MLPSpec(widths=[256, 256], activation="relu")
     data: DigitsData = DigitsData(n_train=1000, n_test=500, seed=0)
     train: TrainSpec = TrainSpec(optimizer="adam", lr=1e-3, steps=500, probe_every=5)
     probes: list[ProbeSpec] = [

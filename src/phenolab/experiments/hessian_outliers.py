@@ -29,7 +29,7 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import Field, model_validator
 
-from phenolab.config import (ExperimentSpec, GaussianMixtureData, ModelSpec, ProbeSpec, RunSpec, Seeds, Spec,
+from phenolab.config import (ExperimentSpec, GaussianMixtureData, MLPSpec, ProbeSpec, RunSpec, Seeds, Spec,
                              TrainSpec)
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -57,7 +57,7 @@ class HessianOutliersConfig(ExperimentSpec):
     seeds: Seeds = [0, 1, 2]
     classes: list[Annotated[int, Field(ge=2)]] = [2, 4, 8]
     width_factor: Annotated[int, Field(ge=2)] = 2  # the wide networks: every hidden width times this
-    model: ModelSpec = ModelSpec(widths=[16, 16], activation="relu")
+    model: MLPSpec = MLPSpec(widths=[16, 16], activation="relu")
     data: GaussianMixtureData = GaussianMixtureData(input_dim=10, spread=1.5, n_train=1000, one_hot=False)
     train: TrainSpec = TrainSpec(optimizer="gd", lr=0.1, steps=2000, loss="cross_entropy", probe_every=10**9)
     probes: list[ProbeSpec] = [ProbeSpec(name="hessian", options={"spectrum": True, "loss": "cross_entropy"})]
@@ -86,7 +86,7 @@ class HessianOutliersConfig(ExperimentSpec):
         return [w * (self.width_factor if wide else 1) for w in self.model.hidden_widths]
 
 
-def param_count(model: ModelSpec, input_dim: int, classes: int, factor: int = 1) -> int:
+def param_count(model: MLPSpec, input_dim: int, classes: int, factor: int = 1) -> int:
     """Trainable parameters of the MLP `model` (hidden widths times `factor`) from input_dim to classes."""
     sizes = [model.input_dim or input_dim, *(w * factor for w in model.hidden_widths), model.output_dim or classes]
     output_bias = model.bias if model.output_bias is None else model.output_bias

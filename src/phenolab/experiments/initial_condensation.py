@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import model_validator
 
 from phenolab.activations import multiplicity
-from phenolab.config import (CoordinateSinesData, ExperimentSpec, InitSpec, ModelSpec, ProbeSpec, RunSpec, Seeds,
+from phenolab.config import (CoordinateSinesData, ExperimentSpec, InitSpec, MLPSpec, ProbeSpec, RunSpec, Seeds,
                              Spec, TrainSpec)
 from phenolab.experiments.analysis import median_or_none
 from phenolab.experiments.base import Experiment, RunData, register
@@ -44,7 +44,7 @@ class InitialCondensationConfig(ExperimentSpec):
     small_gamma: float = 4.0  # std = m^-gamma for every weight and bias
     large_gamma: float = 0.5
     compare: str = "xtanh"  # the activation with higher multiplicity
-    model: ModelSpec = ModelSpec(width=50, activation="tanh", bias=True, output_bias=False,
+    model: MLPSpec = MLPSpec(width=50, activation="tanh", bias=True, output_bias=False,
                                  init=InitSpec(gamma=4.0))
     data: CoordinateSinesData = CoordinateSinesData(n_train=80, n_test=1000)
     train: TrainSpec = TrainSpec(optimizer="adam", lr=1e-3, steps=100, probe_every=10)

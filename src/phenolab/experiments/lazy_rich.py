@@ -83,7 +83,7 @@ import pandas as pd
 import torch
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, InitSpec, ModelSpec, PosFloat, PosInt, ProbeSpec,
+from phenolab.config import (ExperimentSpec, InitSpec, MLPSpec, PosFloat, PosInt, ProbeSpec,
                              QuadraticTeacherData, RunSpec, Seeds, Spec, TrainSpec)
 from phenolab.experiments.analysis import first_step_below
 from phenolab.experiments.base import Experiment, RunData, register
@@ -138,7 +138,7 @@ class LazyRichConfig(ExperimentSpec):
     eta0: PosFloat = 1.0
     misalignment_alpha: PosFloat = 1.0
     misalignment_eps: list[PosFloat] = [0.1, 0.2, 0.4]
-    model: ModelSpec = ModelSpec(width=200, activation="quadratic", activation_param=0.2, bias=False,
+    model: MLPSpec = MLPSpec(width=200, activation="quadratic", activation_param=0.2, bias=False,
                                  fixed_readout=1.0, centered=True, init=InitSpec(std=1.0))
     data: QuadraticTeacherData = QuadraticTeacherData(input_dim=50, n_train=200, n_test=2000)
     train: TrainSpec = TrainSpec(optimizer="gd", lr=1.0, steps=20000, probe_every=100)

@@ -41,7 +41,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from phenolab.config import ModelSpec, PosInt, Spec
+from phenolab.config import MLPSpec, PosInt, Spec
 from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
@@ -60,7 +60,7 @@ def tanh_net(d: int, widths: list[int], seed: int, layers: list[torch.Tensor] | 
     """A tanh MLP without biases, f = a^T tanh(W_L ... tanh(W_1 x)), float64. ``layers``: its
     weights, each zero-padded into the top-left corner of the (out, in) weight matrix; None: the
     default initialization (std 1/sqrt(fan-in)) drawn from seed's ``generic`` stream."""
-    model = build_model(ModelSpec(widths=list(widths), bias=False, activation="tanh"), d, 1,
+    model = build_model(MLPSpec(widths=list(widths), bias=False, activation="tanh"), d, 1,
                         generator(seed, "generic"), dtype=DTYPE)
     if layers is not None:
         with torch.no_grad():

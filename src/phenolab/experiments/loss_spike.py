@@ -61,7 +61,7 @@ import pandas as pd
 from pydantic import Field, model_validator
 from scipy.stats import spearmanr
 
-from phenolab.config import (ExperimentSpec, ExpressionData, ModelSpec, PosFloat, PosInt, ProbeSpec, RunSpec, Seeds,
+from phenolab.config import (ExperimentSpec, ExpressionData, MLPSpec, PosFloat, PosInt, ProbeSpec, RunSpec, Seeds,
                              SinesData, Spec, TrainSpec)
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -205,7 +205,7 @@ class LossSpikeConfig(ExperimentSpec):
     grid_points: Annotated[int, Field(ge=16)] = 512  # the deviation's evaluation grid on the data interval
     low_fraction: Fraction = 0.05  # rho_LF: share of the lowest frequencies
     top_fraction: Fraction = 0.5  # condensation: neurons of largest amplitude
-    model: ModelSpec = ModelSpec(width=100, activation="tanh", bias=True, output_bias=False, parametrization="ntk")
+    model: MLPSpec = MLPSpec(width=100, activation="tanh", bias=True, output_bias=False, parametrization="ntk")
     data: OneD = SinesData(frequencies=[math.pi, 3 * math.pi], amplitudes=[1.0, 0.5], interval=(-1.0, 1.0),
                            n_train=20)
     train: TrainSpec = TrainSpec(optimizer="gd", lr=1.0, steps=20000, probe_every=10, dtype="float64")

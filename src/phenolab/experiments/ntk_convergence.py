@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, ModelSpec, PosInt, ProbeSpec, ProductData, RunSpec, Seeds, Spec,
+from phenolab.config import (ExperimentSpec, MLPSpec, PosInt, ProbeSpec, ProductData, RunSpec, Seeds, Spec,
                              TrainSpec)
 from phenolab.experiments.analysis import median_or_none
 from phenolab.experiments.base import Experiment, RunData, register
@@ -52,7 +52,7 @@ class NTKConfig(ExperimentSpec):
     train_widths: list[PosInt] = [128, 256, 512, 1024]
     train_seeds: Seeds = [0, 1, 2]
     train_points: PosInt = 32
-    model: ModelSpec = ModelSpec(width=256, depth=3, activation="relu", bias=False, parametrization="ntk")
+    model: MLPSpec = MLPSpec(width=256, depth=3, activation="relu", bias=False, parametrization="ntk")
     data: ProductData = ProductData(sampling="circle", n_train=16)
     train: TrainSpec = TrainSpec(optimizer="gd", lr=0.5, steps=200, probe_every=10**9)
     probes: list[ProbeSpec] = [ProbeSpec(name="ntk", options={"matrix": True, "top": 3})]

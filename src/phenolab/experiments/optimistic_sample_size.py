@@ -42,7 +42,7 @@ import torch
 from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from phenolab.config import ModelSpec, PosFloat, PosInt, Spec
+from phenolab.config import MLPSpec, PosFloat, PosInt, Spec
 from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
 from phenolab.experiments.recovery import neuron_target, recovery_rate, recovery_trials
 from phenolab.experiments.runner import failed_runs
@@ -160,7 +160,7 @@ def toy_trials(params: dict[str, Any]) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- ranks at targets
 def _tanh_two_layer(d: int, w: Tensor, a: Tensor) -> nn.Module:
     """Two-layer tanh net without bias with input weights w (m, d) and output weights a (1, m)."""
-    model = build_model(ModelSpec(width=w.shape[0], bias=False, activation="tanh"), d, 1,
+    model = build_model(MLPSpec(width=w.shape[0], bias=False, activation="tanh"), d, 1,
                         torch.Generator().manual_seed(0), dtype=DTYPE)
     with torch.no_grad():
         model.layers[0].weight.copy_(w)

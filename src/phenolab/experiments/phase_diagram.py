@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, ExpressionData, InitSpec, ModelSpec, PosInt, ProbeSpec, RunSpec,
+from phenolab.config import (ExperimentSpec, ExpressionData, InitSpec, MLPSpec, PosInt, ProbeSpec, RunSpec,
                              Seeds, Spec, TrainSpec)
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -99,7 +99,7 @@ class ReluSetup(ExperimentSpec):
 
     lr_scale: float = 0.5
     lr_cap: float = 10.0
-    model: ModelSpec = ModelSpec(width=100, activation="relu", bias=True, output_bias=False,
+    model: MLPSpec = MLPSpec(width=100, activation="relu", bias=True, output_bias=False,
                                  init=InitSpec(antisymmetric=True))
     data: ExpressionData = ExpressionData(expr="0.2*maximum(x - 1/3, 0) + 0.2*maximum(-x - 1/3, 0)",
                                           interval=(-1.0, 1.0), n_train=4)

@@ -4,7 +4,7 @@ landscape-global-minima; specs_xu_part1.md sections 0-5).
 
 Conventions (spec section 0): f_theta(x) = sum_k a_k sigma(w_k . x), no bias; x ~ N(0, I_d);
 the student's init is a_k ~ N(0, (kappa sigma_0)^2), w_k ~ N(0, sigma_0^2 I / d) (standard
-deviations, `ModelSpec.init.std`), so one seed gives the same normalized draw at every scale
+deviations, `MLPSpec.init.std`), so one seed gives the same normalized draw at every scale
 sigma_0; loss (1 / 2n) sum e^2, full-batch GD; relative test error
 e_test = mean_x (f - f*)^2 / Var_x f* on fresh points; a run *recovers* when e_test < tau.
 Seed s's sample of size n is the first n points of one stream, so samples are nested in n.
@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from phenolab.config import InitSpec, ModelSpec
+from phenolab.config import InitSpec, MLPSpec
 from phenolab.models import build_model
 from phenolab.train.batched import gauss_newton, gradient_descent, pad_samples, stack_parameters
 from phenolab.train.seeding import generator
@@ -32,9 +32,9 @@ def neuron_target(d: int, a_star: float, w_norm: float, seed: int) -> tuple[floa
     return float(a_star), w_norm * w / w.norm()
 
 
-def student_spec(width: int, d: int, sigma0: float, kappa: float = 1.0, activation: str = "tanh") -> ModelSpec:
+def student_spec(width: int, d: int, sigma0: float, kappa: float = 1.0, activation: str = "tanh") -> MLPSpec:
     """The student: two-layer, no bias, std sigma_0 / sqrt(d) on the input weights, kappa sigma_0 on the output."""
-    return ModelSpec(width=width, bias=False, activation=activation,
+    return MLPSpec(width=width, bias=False, activation=activation,
                      init=InitSpec(std=[sigma0 / math.sqrt(d), kappa * sigma0]))
 
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from phenolab.config import ExperimentSpec, RunSpec, config_hash
+from phenolab.config import ConfigError, ExperimentSpec, RunSpec, config_hash
 from phenolab.experiments.base import (
     RESULT_ARTIFACT,
     Computation,
@@ -25,6 +25,7 @@ from phenolab.experiments.base import (
     get_experiment,
 )
 from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, build, error_line, train_items
+from phenolab.probes.registry import check_requirements
 from phenolab.report.html import render_run_page
 from phenolab.store import Store
 
@@ -65,7 +66,11 @@ def prepare(name: str, preset: str = "quick", overrides: Mapping[str, Any] | Non
     cfg = experiment.resolve(preset, overrides)
     plan = experiment.plan(cfg)
     if plan:
-        build(plan[0][1])
+        first = plan[0][1]
+        task, model = build(first)
+        problems = check_requirements([p.name for p in first.probes], model, task)
+        if problems:
+            raise ConfigError(problems)
     return Prepared(experiment, cfg, plan, experiment.measure(cfg))
 
 

@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, LinearTeacherData, ModelSpec, PosFloat, PosInt, ProbeSpec, RunSpec,
+from phenolab.config import (ExperimentSpec, LinearTeacherData, MLPSpec, PosFloat, PosInt, ProbeSpec, RunSpec,
                              Seeds, Spec, TrainSpec)
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -95,7 +95,7 @@ class SharpnessWidthConfig(ExperimentSpec):
     seeds: Seeds = [0, 1]
     eta0: PosFloat = 0.1
     widths: list[PosInt] = [64, 256, 1024, 4096]
-    model: ModelSpec = ModelSpec(width=64, activation="linear", bias=False, parametrization="mean_field")
+    model: MLPSpec = MLPSpec(width=64, activation="linear", bias=False, parametrization="mean_field")
     data: LinearTeacherData = LinearTeacherData(input_dim=20, n_train=200, scale=6.0, seed=0)
     train: TrainSpec = TrainSpec(optimizer="gd", lr=0.05, steps=1500, probe_every=50)
     probes: list[ProbeSpec] = [ProbeSpec(name="ntk", options={"points": 200, "top": 1}),

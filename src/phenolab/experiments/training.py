@@ -27,7 +27,7 @@ from torch import nn
 
 from phenolab.config import RunSpec, config_hash
 from phenolab.experiments.base import RunData
-from phenolab.models import build_model
+from phenolab.models import build_model, model_kind, parameter_count
 from phenolab.store import Store
 from phenolab.tasks import Task, make_task
 from phenolab.train import Recorder, TrainResult, generator
@@ -56,10 +56,10 @@ def dtype_of(spec: RunSpec) -> torch.dtype:
     return torch.float64 if spec.train.dtype == "float64" else torch.float32
 
 
-def build(spec: RunSpec) -> tuple[Task, nn.Module]:
-    """The run's task and freshly initialized model (from the run's own random streams)."""
+def build(spec: RunSpec, task: Task | None = None) -> tuple[Task, nn.Module]:
+    """The run's task (unless given) and freshly initialized model (from the run's own random streams)."""
     dtype = dtype_of(spec)
-    task = make_task(spec.data, spec.seed, dtype=dtype)
+    task = make_task(spec.data, spec.seed, dtype=dtype) if task is None else task
     model = build_model(spec.model, task.input_dim, task.output_dim, generator(spec.seed, "model"), dtype=dtype)
     return task, model
 
@@ -131,6 +131,7 @@ def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
     """Indices grouped by ensemble key (data, architecture, optimizer, schedule), in plan order."""
     groups: dict[tuple, list[int]] = {}
     seen: dict[tuple[str, int, str], tuple[str, Task]] = {}  # (data, seed, dtype) -> fingerprint, task
+    counts: dict[tuple[str, int, int, str], int] = {}  # (model, input and output dims, dtype) -> parameters
     for i in indices:
         spec = items[i].spec
         seed = spec.data.seed if spec.data.seed is not None else spec.seed
@@ -139,8 +140,14 @@ def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
             task = make_task(spec.data, spec.seed, dtype=dtype_of(spec))
             seen[where] = (data_fingerprint(task), task)
         fingerprint, task = seen[where]
+        if not model_kind(spec.model.kind).stackable:
+            groups[("alone", i)] = [i]  # the plain loop, one run after another
+            continue
         key = ensemble_key(spec, task.input_dim, task.output_dim, data_key=fingerprint)
-        if parameter_count(spec, task.input_dim, task.output_dim) > ENSEMBLE_MAX_PARAMS and not fused_applies(spec, task):
+        size = (config_hash(spec.model), task.input_dim, task.output_dim, spec.train.dtype)
+        if size not in counts:
+            counts[size] = parameter_count(build(spec, task)[1])
+        if counts[size] > ENSEMBLE_MAX_PARAMS and not fused_applies(spec, task):
             key = (*key, "alone", i)  # big networks: stacking buys nothing, train one after another
         groups.setdefault(key, []).append(i)
     return list(groups.values())
@@ -149,14 +156,6 @@ def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
 ENSEMBLE_MAX_PARAMS = 250_000
 """Above this many parameters per network the stacked ensemble path is no faster than the plain loop
 (its matmuls are already large), and stacking only costs memory; the fused path has no such limit."""
-
-
-def parameter_count(spec: RunSpec, input_dim: int, output_dim: int) -> int:
-    """Weights and biases of the run's MLP."""
-    widths = [input_dim, *spec.model.hidden_widths, output_dim]
-    out_bias = spec.model.bias if spec.model.output_bias is None else spec.model.output_bias
-    biases = [spec.model.bias] * (len(widths) - 2) + [out_bias]
-    return sum((a + int(b)) * c for a, c, b in zip(widths[:-1], widths[1:], biases))
 
 
 def group_label(group: Sequence[TrainItem]) -> str:

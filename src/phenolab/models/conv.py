@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from phenolab.activations import get_activation
+from phenolab.config import MODEL_KINDS, Activation, ConfigError, KindSpec, PosFloat, PosInt
+from phenolab.models.registry import register_model
 
 
 class Conv1dSumPool(nn.Module):
@@ -83,3 +86,33 @@ class InputSubset(nn.Module):
 
     def extra_repr(self) -> str:
         return f"indices={self.indices.tolist()}"
+
+
+@MODEL_KINDS.register
+class ConvSpec(KindSpec):
+    """``model.kind: conv``: a `Conv1dSumPool` over the task's d inputs, one output.
+    ``init_std`` None: 1/sqrt(kernel) for weight and bias, 1/sqrt(channels) for the readout."""
+
+    kind: Literal["conv"] = "conv"
+    kernel: PosInt = 3
+    channels: PosInt = 1
+    activation: Activation = "tanh"
+    bias: bool = False
+    init_std: PosFloat | None = None
+
+
+def build_conv(spec: ConvSpec, input_dim: int, output_dim: int, generator: torch.Generator,
+               dtype: torch.dtype = torch.float32) -> Conv1dSumPool:
+    """The `Conv1dSumPool` of `spec`; ConfigError when the task does not fit it."""
+    problems = []
+    if output_dim != 1:
+        problems.append(f"model.kind: conv has one output, the task has {output_dim}")
+    if spec.kernel > input_dim:
+        problems.append(f"model.kernel: must be <= the task's input_dim {input_dim}, got {spec.kernel}")
+    if problems:
+        raise ConfigError(problems)
+    return Conv1dSumPool(input_dim, spec.kernel, spec.channels, spec.activation, spec.bias, spec.init_std,
+                         generator, dtype)
+
+
+register_model(ConvSpec, build_conv)

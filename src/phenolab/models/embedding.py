@@ -42,8 +42,8 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from phenolab.config import ModelSpec
-from phenolab.models.mlp import MLP, build_model
+from phenolab.config import MLPSpec
+from phenolab.models.mlp import MLP, build_mlp as build_model
 from phenolab.models.parametrization import BIAS_MULTIPLIER
 
 __all__ = [
@@ -68,7 +68,7 @@ def activation_symmetry(sigma) -> tuple[bool, bool]:
     return odd, zero
 
 
-def _with_width(spec: ModelSpec, m: int) -> ModelSpec:
+def _with_width(spec: MLPSpec, m: int) -> MLPSpec:
     """`spec` with hidden width m (``width`` or ``widths``, as the spec gives it); antisymmetric init off."""
     if len(spec.hidden_widths) != 1:
         raise ValueError(f"embedding operators need a two-layer net (depth 1), got hidden widths {spec.hidden_widths}")
@@ -78,7 +78,7 @@ def _with_width(spec: ModelSpec, m: int) -> ModelSpec:
     return spec.model_copy(update=update)
 
 
-def _check_spec(spec: ModelSpec) -> None:
+def _check_spec(spec: MLPSpec) -> None:
     if spec.fixed_readout is not None:
         raise ValueError(f"model.fixed_readout={spec.fixed_readout}: every output weight is that frozen value, so "
                          "an embedding or reduction (which changes output weights) cannot be represented")
@@ -88,7 +88,7 @@ def _check_spec(spec: ModelSpec) -> None:
 
 
 def two_layer_from_neurons(
-    spec: ModelSpec,
+    spec: MLPSpec,
     w: Tensor,
     b: Tensor | None,
     a: Tensor,

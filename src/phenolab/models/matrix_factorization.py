@@ -10,8 +10,13 @@ r (d_1 + d_2 - r) (2 d r - r^2 for d x d).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import Tensor, nn
+
+from phenolab.config import MODEL_KINDS, ConfigError, KindSpec, PosFloat, PosInt
+from phenolab.models.registry import register_model
 
 
 class MatrixFactorization(nn.Module):
@@ -62,3 +67,29 @@ def all_positions(d1: int, d2: int, dtype: torch.dtype = torch.float64) -> Tenso
     makes a `MatrixFactorization`'s output the whole matrix (the "population" of positions)."""
     i, j = torch.meshgrid(torch.arange(d1), torch.arange(d2), indexing="ij")
     return torch.stack([i.reshape(-1), j.reshape(-1)], dim=1).to(dtype)
+
+
+@MODEL_KINDS.register
+class MatrixFactorizationSpec(KindSpec):
+    """``model.kind: matrix_factorization``: W = U_1 ... U_L of shape ``rows`` x ``cols`` on entry
+    positions (inputs (n, 2), one output); ``width`` None is full width min(rows, cols)."""
+
+    kind: Literal["matrix_factorization"] = "matrix_factorization"
+    rows: PosInt
+    cols: PosInt
+    width: PosInt | None = None
+    depth: PosInt = 2
+    init_std: PosFloat = 1e-3
+
+
+def build_matrix_factorization(spec: MatrixFactorizationSpec, input_dim: int, output_dim: int,
+                               generator: torch.Generator, dtype: torch.dtype = torch.float64) -> MatrixFactorization:
+    """The `MatrixFactorization` of `spec`; its task gives (n, 2) positions and one output."""
+    if (input_dim, output_dim) != (2, 1):
+        raise ConfigError([f"model.kind: matrix_factorization maps (row, column) positions to one entry; the task "
+                           f"has input_dim {input_dim} and output_dim {output_dim}, needs 2 and 1"])
+    return MatrixFactorization(spec.rows, spec.cols, width=spec.width, depth=spec.depth, init_std=spec.init_std,
+                               generator=generator, dtype=dtype)
+
+
+register_model(MatrixFactorizationSpec, build_matrix_factorization)

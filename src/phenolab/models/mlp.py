@@ -5,7 +5,7 @@ apply the activation, and the network output is output_scale * h_{L+1}. A depth-
 two-layer network f(x) = sum_k a_k sigma(w_k . x + b_k). The parametrization's per-layer
 learning-rate scales (muP's) reach the optimizer through `MLP.param_groups`.
 
-Committee-machine options (`ModelSpec`): ``activation_param`` (the quadratic activation's c);
+Committee-machine options (`MLPSpec`): ``activation_param`` (the quadratic activation's c);
 ``fixed_readout = v``: the output weights are all v and frozen (``requires_grad`` False, left out
 of `MLP.param_groups`); ``centered``: the output is f(x; theta) - f(x; theta_0), with theta_0 the
 initial parameters kept as buffers ``reference.weight_{l}`` / ``reference.bias_{l}``.
@@ -20,8 +20,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from phenolab.config import ConfigError, ModelSpec
+from phenolab.config import ConfigError, MLPSpec
 from phenolab.activations import get_activation
+from phenolab.models.chain import Affine, Elementwise, Op, Scale
+from phenolab.models.hooks import HookPoint, fire
+from phenolab.models.registry import register_model
 from phenolab.models.parametrization import (
     BIAS_MULTIPLIER,
     OptimizerName,
@@ -37,7 +40,7 @@ class MLP(nn.Module):
 
     def __init__(
         self,
-        spec: ModelSpec,
+        spec: MLPSpec,
         input_dim: int,
         output_dim: int,
         generator: torch.Generator,
@@ -54,6 +57,7 @@ class MLP(nn.Module):
             skip_init(nn.Linear, n_in, n_out, bias=bias, dtype=dtype)
             for n_in, n_out, bias in zip(widths[:-1], widths[1:], biases)
         )
+        self.hidden = nn.ModuleList(_Sites() for _ in spec.hidden_widths)
         self.sigma = get_activation(spec.activation, spec.activation_param)
         self.multipliers = layer_multipliers(spec, input_dim)
         self.output_scale = float(spec.output_scale)
@@ -96,7 +100,7 @@ class MLP(nn.Module):
             self.layers[-1].weight.fill_(self.spec.fixed_readout)
 
     def forward(self, x: Tensor) -> Tensor:
-        f = self._output(x, self._live())
+        f = self._output(x, self._live(), sites=True)
         return f if self.reference is None else f - self._output(x, self.initial_parameters())
 
     def _live(self) -> list[tuple[Tensor, Tensor | None]]:
@@ -110,11 +114,17 @@ class MLP(nn.Module):
             raise ValueError("initial_parameters: this network is not centred (model.centered=false)")
         return [(getattr(ref, f"weight_{l}"), getattr(ref, f"bias_{l}", None)) for l in range(len(self.layers))]
 
-    def _output(self, x: Tensor, params: list[tuple[Tensor, Tensor | None]]) -> Tensor:
-        """output_scale * h_{L+1} of the uncentred net with the given (weight, bias) per layer."""
+    def _output(self, x: Tensor, params: list[tuple[Tensor, Tensor | None]], sites: bool = False) -> Tensor:
+        """output_scale * h_{L+1} of the uncentred net with the given (weight, bias) per layer;
+        with `sites`, the activations pass the hook points ``hidden.{l}.hook_pre/hook_post``."""
         *hidden, out = params
-        for (weight, bias), mult in zip(hidden, self.multipliers):
-            x = self.sigma(_affine_with(weight, bias, mult, x))
+        for l, ((weight, bias), mult) in enumerate(zip(hidden, self.multipliers)):
+            z = _affine_with(weight, bias, mult, x)
+            if sites:
+                z = fire(self.hidden[l].hook_pre, z)
+            x = self.sigma(z)
+            if sites:
+                x = fire(self.hidden[l].hook_post, x)
         return self.output_scale * _affine_with(*out, self.multipliers[-1], x)
 
     def preactivations(self, x: Tensor) -> list[Tensor]:
@@ -131,6 +141,21 @@ class MLP(nn.Module):
         f = self.output_scale * _affine(out, self.multipliers[-1], z)
         values.append(f if self.reference is None else f - self._output(x, self.initial_parameters()))
         return values
+
+    def layer_chain(self) -> list[Op]:
+        """The network as a chain (capability `phenolab.models.chain`): layer l is
+        Affine(mult_l, BIAS_MULTIPLIER), each hidden layer followed by the activation, the output
+        by Scale(output_scale) when it is not 1. A centred net's reference output is a constant in
+        the parameters and is left out."""
+        ops: list[Op] = []
+        last = len(self.layers) - 1
+        for index, (layer, mult) in enumerate(zip(self.layers, self.multipliers)):
+            ops.append(Affine(f"layers.{index}", float(mult), BIAS_MULTIPLIER, layer.bias is not None))
+            if index < last:
+                ops.append(Elementwise(self.sigma))
+        if self.output_scale != 1.0:
+            ops.append(Scale(self.output_scale))
+        return ops
 
     def lr_scales(self, optimizer: OptimizerName) -> dict[str, float]:
         """Learning-rate scale of every parameter by name (`parametrization.lr_scales`):
@@ -176,6 +201,15 @@ class MLP(nn.Module):
         return f"parametrization={self.spec.parametrization}, output_scale={self.output_scale}{extra}"
 
 
+class _Sites(nn.Module):
+    """The activation sites of one hidden layer: pre-activation and activation."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hook_pre = HookPoint()
+        self.hook_post = HookPoint()
+
+
 def _affine(layer: nn.Linear, mult: float, x: Tensor) -> Tensor:
     """mult * (W x) + BIAS_MULTIPLIER * b."""
     return _affine_with(layer.weight, layer.bias, mult, x)
@@ -197,7 +231,7 @@ def _normal(shape: torch.Size, std: float, generator: torch.Generator) -> Tensor
     return std * torch.randn(shape, generator=generator, dtype=torch.float64)
 
 
-def _check_antisymmetric(spec: ModelSpec) -> None:
+def _check_antisymmetric(spec: MLPSpec) -> None:
     widths = spec.hidden_widths
     if len(widths) != 1:
         raise ConfigError([f"model.init.antisymmetric: needs a two-layer net (depth 1), got hidden widths {widths}"])
@@ -205,14 +239,14 @@ def _check_antisymmetric(spec: ModelSpec) -> None:
         raise ConfigError([f"model.init.antisymmetric: needs an even width, got model.width={widths[0]}"])
 
 
-def build_model(
-    spec: ModelSpec,
+def build_mlp(
+    spec: MLPSpec,
     input_dim: int,
     output_dim: int,
     generator: torch.Generator,
     dtype: torch.dtype = torch.float32,
 ) -> MLP:
-    """The network of `spec` for a task with `input_dim` inputs and `output_dim` outputs."""
+    """The MLP of `spec` for a task with `input_dim` inputs and `output_dim` outputs."""
     problems = [
         f"model.{name}: must match the task's {name} {task_value}, got {spec_value}"
         for name, spec_value, task_value in (
@@ -226,3 +260,6 @@ def build_model(
     if not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating type, got {dtype}")
     return MLP(spec, input_dim, output_dim, generator, dtype)
+
+
+register_model(MLPSpec, build_mlp, stackable=True)

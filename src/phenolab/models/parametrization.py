@@ -51,30 +51,30 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from phenolab.config import ModelSpec
+from phenolab.config import MLPSpec
 
 BIAS_MULTIPLIER = 1.0
 
 OptimizerName = Literal["gd", "sgd", "adam"]
 
 
-def fan_ins(spec: ModelSpec, input_dim: int) -> list[int]:
+def fan_ins(spec: MLPSpec, input_dim: int) -> list[int]:
     """fan_in_l for l = 1..L+1: [input_dim, m_1, ..., m_L]."""
     return [input_dim, *spec.hidden_widths]
 
 
-def base_width(spec: ModelSpec) -> int:
+def base_width(spec: MLPSpec) -> int:
     """muP's base width B: ``model.base_width``, 1 if unset (absolute widths)."""
     return spec.base_width if spec.base_width is not None else 1
 
 
-def width_ratios(spec: ModelSpec) -> list[float]:
+def width_ratios(spec: MLPSpec) -> list[float]:
     """muP's width ratios r_l = m_l / B of the hidden widths m_1..m_L."""
     base = base_width(spec)
     return [m / base for m in spec.hidden_widths]
 
 
-def layer_multipliers(spec: ModelSpec, input_dim: int) -> list[float]:
+def layer_multipliers(spec: MLPSpec, input_dim: int) -> list[float]:
     """mult_l of every layer (hidden layers, then output) for ``spec.parametrization``."""
     fans = fan_ins(spec, input_dim)
     if spec.parametrization == "standard":
@@ -87,7 +87,7 @@ def layer_multipliers(spec: ModelSpec, input_dim: int) -> list[float]:
     return mults
 
 
-def layer_stds(spec: ModelSpec, input_dim: int) -> list[float]:
+def layer_stds(spec: MLPSpec, input_dim: int) -> list[float]:
     """std_l of every layer's raw weights: init.std, else m^-init.gamma, else the default."""
     fans = fan_ins(spec, input_dim)
     n_layers = len(fans)
@@ -104,7 +104,7 @@ def layer_stds(spec: ModelSpec, input_dim: int) -> list[float]:
     return [1.0] * n_layers
 
 
-def bias_stds(spec: ModelSpec, input_dim: int) -> list[float]:
+def bias_stds(spec: MLPSpec, input_dim: int) -> list[float]:
     """std of every layer's raw bias: init.bias_std if given (0 = zero biases), else std_l;
     muP without init.std or init.gamma: 1/sqrt(d) for the input layer, 1/sqrt(B) for the others
     (width-independent, as the standard parametrization's at m = B)."""
@@ -116,7 +116,7 @@ def bias_stds(spec: ModelSpec, input_dim: int) -> list[float]:
     return stds
 
 
-def lr_scales(spec: ModelSpec, input_dim: int, optimizer: OptimizerName) -> list[tuple[float, float]]:
+def lr_scales(spec: MLPSpec, input_dim: int, optimizer: OptimizerName) -> list[tuple[float, float]]:
     """(weight, bias) learning-rate scale of every layer (hidden layers, then output).
 
     1 for standard, ntk and mean_field. muP (table above, r_l = m_l / B):

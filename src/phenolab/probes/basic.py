@@ -10,6 +10,7 @@ from torch import nn
 
 from phenolab.probes.evaluate import as_2d, class_labels, predict, target_matrix
 from phenolab.probes.registry import ProbeResult, register_probe
+from phenolab.probes.requirements import CLASS_TARGETS
 from phenolab.tasks.base import Task
 
 LossName = Literal["mse", "cross_entropy"]
@@ -59,7 +60,7 @@ def loss_probe(
     return out
 
 
-@register_probe("accuracy")
+@register_probe("accuracy", requires=(CLASS_TARGETS,))
 def accuracy_probe(model: nn.Module, task: Task, *, batch_size: int | None = None) -> ProbeResult:
     """Fraction of samples with argmax_j f_j(x) equal to the label (or to the one-hot argmax);
     ``train`` and, if the task has a test set, ``test``. Classification tasks only."""

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from phenolab.probes.neurons import first_layer, is_two_layer, two_layer_neurons
 from phenolab.probes.registry import ProbeResult, register_probe
+from phenolab.probes.requirements import INPUT_LAYER
 from phenolab.tasks.base import Task
 
 __all__ = [
@@ -229,7 +230,7 @@ def _flat(*tensors: Tensor | None) -> np.ndarray:
     return np.concatenate([_numpy(t).ravel() for t in tensors if t is not None])
 
 
-@register_probe("condensation", needs_reference=True)
+@register_probe("condensation", needs_reference=True, requires=(INPUT_LAYER,))
 def condensation_probe(
     model: nn.Module,
     task: Task,

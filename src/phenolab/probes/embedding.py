@@ -50,6 +50,7 @@ from phenolab.activations import get_activation
 from phenolab.probes.evaluate import as_2d, predict, target_matrix
 from phenolab.probes.neurons import two_layer_neurons
 from phenolab.probes.registry import ProbeResult, register_probe
+from phenolab.probes.requirements import TWO_LAYER
 from phenolab.tasks.base import Task
 
 __all__ = ["hessian_inertia", "null_curvature", "saddle_branches_probe", "split_curvature"]
@@ -163,7 +164,7 @@ def hessian_inertia(eigenvalues: np.ndarray | Tensor, tol: float = 1e-8) -> tupl
     return int((lam < -cut).sum()), int((np.abs(lam) <= cut).sum()), int((lam > cut).sum())
 
 
-@register_probe("saddle_branches")
+@register_probe("saddle_branches", requires=(TWO_LAYER,))
 def saddle_branches_probe(
     model: nn.Module, task: Task, *, activation: Activation = None, loss: LossConvention = "half",
 ) -> ProbeResult:

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from phenolab.probes.neurons import first_layer
 from phenolab.probes.registry import ProbeResult, register_probe
+from phenolab.probes.requirements import INPUT_LAYER
 from phenolab.tasks.base import Task
 
 __all__ = ["weight_moments", "weight_moments_probe"]
@@ -32,7 +33,7 @@ def weight_moments(w: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return arr.mean(axis=0), arr.T @ arr / len(arr)
 
 
-@register_probe("weight_moments", needs_reference=True)
+@register_probe("weight_moments", needs_reference=True, requires=(INPUT_LAYER,))
 def weight_moments_probe(model: nn.Module, task: Task, *,
                          reference: Mapping[str, Tensor] | None = None) -> ProbeResult:
     """Moments of the effective input weights w_i (rows of `first_layer`: mult_1 W_1 for phenolab's

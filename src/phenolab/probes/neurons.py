@@ -2,13 +2,11 @@
 
 A two-layer network f(x) = sum_k a_k sigma(w_k . x + b_k) + c has neurons (w_k, b_k, a_k); the
 condensation probes (Luo et al., arXiv 2007.07497; Zhou et al., arXiv 2105.11686) measure them.
-Two kinds of model are read:
-
-* phenolab's `MLP`: its parametrization is applied, w = mult_1 W_1, b = BIAS_MULTIPLIER b_1,
-  a = output_scale mult_2 W_2^T (the same as `MLP.neurons`);
-* any other ``nn.Module``: its ``nn.Linear`` layers in registration order (for ``nn.Sequential``,
-  the order of the forward pass); the first is the input layer (w = W_1, b = b_1) and, for a
-  two-layer net, the second is the output layer (a = W_2^T).
+The model's ``nn.Linear`` layers are read in registration order (for ``nn.Sequential``, the order
+of the forward pass); the first is the input layer and, for a two-layer net, the second is the
+output layer. A model that declares its layer chain (`phenolab.models.chain`, e.g. phenolab's
+`MLP`) has its multipliers applied: w = mult_1 W_1, b = bias_mult_1 b_1, a = scale mult_2 W_2^T
+(the same as `MLP.neurons`); for any other module the multipliers are 1.
 
 With ``params`` (a dict name -> tensor, like ``model.state_dict()`` taken at initialization) the
 same formulas are applied to those tensors instead of the live parameters.
@@ -21,8 +19,7 @@ from typing import cast
 
 from torch import Tensor, nn
 
-from phenolab.models.mlp import MLP
-from phenolab.models.parametrization import BIAS_MULTIPLIER
+from phenolab.models.chain import Affine, Scale, layer_chain
 
 __all__ = ["first_layer", "is_two_layer", "linear_layers", "two_layer_neurons"]
 
@@ -62,11 +59,21 @@ def _layer(
     return weight, _tensor(params, name, "bias", module.bias)
 
 
+def _multipliers(model: nn.Module) -> tuple[list[Affine], float] | None:
+    """The affine ops of the model's declared layer chain and the product of its output scales,
+    or None when the model declares none (then every multiplier is 1)."""
+    chain = layer_chain(model)
+    if chain is None:
+        return None
+    scale = 1.0
+    for op in chain:
+        if isinstance(op, Scale):
+            scale *= op.scale
+    return [op for op in chain if isinstance(op, Affine)], scale
+
+
 def _two_layer_problem(model: nn.Module) -> str | None:
     """Why `model` is not a supported two-layer network, or None if it is."""
-    if isinstance(model, MLP):
-        hidden = len(model.layers) - 1
-        return None if hidden == 1 else f"a phenolab MLP with {hidden} hidden layers"
     layers = linear_layers(model)
     if len(layers) != 2:
         names = ", ".join(repr(name) for name, _ in layers)
@@ -92,9 +99,9 @@ def two_layer_neurons(
 ) -> tuple[Tensor, Tensor | None, Tensor]:
     """Effective (w (m, d), b (m,) or None, a (m, k)) with f(x) = sum_k a_k sigma(w_k . x + b_k) + c.
 
-    phenolab's MLP: w = mult_1 W_1, b = BIAS_MULTIPLIER b_1, a = output_scale mult_2 W_2^T,
-    c = output_scale BIAS_MULTIPLIER b_2. Other modules: w = W_1, b = b_1, a = W_2^T, c = b_2 of
-    their two nn.Linear layers. ``params`` replaces the live parameters (e.g. a state_dict taken
+    A model with a declared layer chain (phenolab's MLP): w = mult_1 W_1, b = bias_mult b_1,
+    a = scale mult_2 W_2^T, c = scale bias_mult b_2. Other modules: w = W_1, b = b_1, a = W_2^T,
+    c = b_2 of their two nn.Linear layers. ``params`` replaces the live parameters (e.g. a state_dict taken
     at initialization). Tensors are detached copies; a ValueError says what was found otherwise.
     """
     problem = _two_layer_problem(model)
@@ -103,19 +110,20 @@ def two_layer_neurons(
     layer_1, layer_2 = linear_layers(model)
     w, b = _layer(layer_1, params)
     out_weight, _ = _layer(layer_2, params)
-    if isinstance(model, MLP):
-        mult_1, mult_2 = model.multipliers
-        w = mult_1 * w
-        b = BIAS_MULTIPLIER * b if b is not None else None
-        return w, b, model.output_scale * mult_2 * out_weight.T
+    declared = _multipliers(model)
+    if declared is not None:
+        (first, second), scale = declared
+        b = first.bias_mult * b if b is not None else None
+        return first.mult * w, b, scale * second.mult * out_weight.T
     return w, b, out_weight.T
 
 
 def first_layer(model: nn.Module, params: Mapping[str, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
     """Effective (w (m, d), b (m,) or None) of the input layer of a network of any depth.
 
-    phenolab's MLP: w = mult_1 W_1, b = BIAS_MULTIPLIER b_1; other modules: the weight and bias
-    of their first nn.Linear (registration order). ``params`` as in `two_layer_neurons`.
+    A model with a declared layer chain (phenolab's MLP): w = mult_1 W_1, b = bias_mult b_1;
+    other modules: the weight and bias of their first nn.Linear (registration order). ``params``
+    as in `two_layer_neurons`.
     """
     layers = linear_layers(model)
     if not layers:
@@ -124,6 +132,8 @@ def first_layer(model: nn.Module, params: Mapping[str, Tensor] | None = None) ->
             "or any nn.Module whose first nn.Linear (registration order) is the input layer"
         )
     w, b = _layer(layers[0], params)
-    if isinstance(model, MLP):
-        return model.multipliers[0] * w, BIAS_MULTIPLIER * b if b is not None else None
+    declared = _multipliers(model)
+    if declared is not None:
+        first = declared[0][0]
+        return first.mult * w, first.bias_mult * b if b is not None else None
     return w, b

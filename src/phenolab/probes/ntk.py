@@ -36,15 +36,14 @@ import contextlib
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Literal, Union
+from typing import Callable, Literal
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, vjp, vmap
 
-from phenolab.models.mlp import MLP
-from phenolab.models.parametrization import BIAS_MULTIPLIER
+from phenolab.models.chain import LAYERWISE_SUPPORTED, Affine, Elementwise, Op, Scale, layer_chain
 from phenolab.probes.evaluate import class_labels, target_matrix
 from phenolab.probes.neurons import is_two_layer, two_layer_neurons
 from phenolab.probes.registry import ProbeResult, register_probe
@@ -75,104 +74,6 @@ JACOBIAN_BUDGET = 2**27
 # tangent activations in cache
 NTVP_CHUNK = 16
 NTVP_BUDGET = 2**24
-
-ELEMENTWISE = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU, nn.Mish,
-    nn.Tanh, nn.Sigmoid, nn.Softplus, nn.Softsign, nn.Hardtanh, nn.Hardswish, nn.Hardsigmoid,
-    nn.LogSigmoid, nn.Tanhshrink,
-)
-SKIPPED = (nn.Identity, nn.Dropout)  # identities in eval mode
-LAYERWISE_SUPPORTED = (
-    "supported: phenolab's MLP, or an nn.Sequential (nested ones too) of nn.Linear layers and "
-    f"elementwise activations ({', '.join(t.__name__ for t in ELEMENTWISE)}; Identity and Dropout "
-    "are skipped) with no other parameters"
-)
-
-
-# ----------------------------------------------------------------------------- structure
-@dataclass(frozen=True)
-class Affine:
-    """z = mult * W h + bias_mult * b of the nn.Linear named ``prefix`` (b only if ``bias``)."""
-
-    prefix: str
-    mult: float
-    bias_mult: float
-    bias: bool
-
-
-@dataclass(frozen=True)
-class Elementwise:
-    """h = fn(z) elementwise; fn'(z) is the vector-Jacobian product with a tangent of ones."""
-
-    fn: Callable[[Tensor], Tensor]
-
-
-@dataclass(frozen=True)
-class Scale:
-    """f = scale * z (phenolab's ``output_scale``)."""
-
-    scale: float
-
-
-Op = Union[Affine, Elementwise, Scale]
-
-
-def layer_chain(model: nn.Module) -> list[Op] | None:
-    """The model as a chain of `Affine`, `Elementwise` and `Scale` ops, or None if it is none.
-
-    phenolab's `MLP`: layer l is Affine(mult_l, BIAS_MULTIPLIER), hidden layers are followed by
-    its activation, the output by Scale(output_scale). An ``nn.Sequential``: its nn.Linear layers
-    (mult 1) and elementwise activations in order (see ``LAYERWISE_SUPPORTED``).
-    """
-    if isinstance(model, MLP):
-        return _mlp_chain(model)
-    if isinstance(model, nn.Sequential):
-        return _sequential_chain(model)
-    return None
-
-
-def _mlp_chain(model: MLP) -> list[Op]:
-    ops: list[Op] = []
-    last = len(model.layers) - 1
-    for index, (layer, mult) in enumerate(zip(model.layers, model.multipliers)):
-        ops.append(Affine(f"layers.{index}", float(mult), BIAS_MULTIPLIER, layer.bias is not None))
-        if index < last:
-            ops.append(Elementwise(model.sigma))
-    if model.output_scale != 1.0:
-        ops.append(Scale(model.output_scale))
-    return ops
-
-
-def _sequential_chain(model: nn.Sequential) -> list[Op] | None:
-    ops: list[Op] = []
-    leaves = list(_leaves(model, ""))
-    if len({id(module) for _, module in leaves}) < len(leaves):
-        return None  # a module used twice (tied weights): left to the generic methods
-    for name, module in leaves:
-        if isinstance(module, nn.Linear):
-            ops.append(Affine(name, 1.0, 1.0, module.bias is not None))
-        elif isinstance(module, ELEMENTWISE):
-            ops.append(Elementwise(module))
-        elif not isinstance(module, SKIPPED):
-            return None
-    if not any(isinstance(op, Affine) for op in ops):
-        return None
-    covered = {f"{op.prefix}.{attr}" for op in ops if isinstance(op, Affine) for attr in ("weight", "bias")}
-    return ops if all(name in covered for name, _ in model.named_parameters()) else None
-
-
-def _leaves(module: nn.Module, prefix: str) -> Iterator[tuple[str, nn.Module]]:
-    """Children of nested nn.Sequential containers in forward order, with qualified names,
-    repeats included (``named_children`` would drop a module used twice)."""
-    for name, child in module._modules.items():
-        if child is None:
-            continue
-        full = f"{prefix}.{name}" if prefix else name
-        if isinstance(child, nn.Sequential):
-            yield from _leaves(child, full)
-        else:
-            yield full, child
-
 
 def _two_layer_chain(model: nn.Module, chain: list[Op] | None) -> bool:
     """Whether the chain is Affine, Elementwise, Affine (then an optional Scale) and

@@ -7,12 +7,14 @@ works on any ``nn.Module`` that maps a (n, d) input tensor to outputs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from phenolab.probes.requirements import Requirement
 from phenolab.tasks.base import Task
 
 ProbeResult = dict[str, "float | np.ndarray"]
@@ -20,10 +22,15 @@ ProbeFn = Callable[..., ProbeResult]
 
 _PROBES: dict[str, ProbeFn] = {}
 _NEEDS_REFERENCE: set[str] = set()
+_REQUIRES: dict[str, tuple[Requirement, ...]] = {}
 
 
-def register_probe(name: str, *, needs_reference: bool = False) -> Callable[[ProbeFn], ProbeFn]:
+def register_probe(name: str, *, needs_reference: bool = False,
+                   requires: Sequence[Requirement] = ()) -> Callable[[ProbeFn], ProbeFn]:
     """Decorator: register `fn` under `name` (names are unique).
+
+    ``requires``: what the probe needs of the model and the task (`phenolab.probes.requirements`),
+    checked by `check_requirements` on an experiment's first built model before anything is stored.
 
     ``needs_reference=True``: the probe compares the model with an earlier parameter point and
     takes it as option ``reference`` (a dict name -> tensor, like ``model.state_dict()``); the
@@ -35,6 +42,7 @@ def register_probe(name: str, *, needs_reference: bool = False) -> Callable[[Pro
         if name in _PROBES and _PROBES[name] is not fn:
             raise ValueError(f"probe {name!r} is already registered")
         _PROBES[name] = fn
+        _REQUIRES[name] = tuple(requires)
         if needs_reference:
             _NEEDS_REFERENCE.add(name)
         return fn
@@ -46,6 +54,24 @@ def needs_reference(name: str) -> bool:
     """Whether probe `name` takes a ``reference`` parameter point (see `register_probe`)."""
     get_probe(name)
     return name in _NEEDS_REFERENCE
+
+
+def requirements(name: str) -> tuple[Requirement, ...]:
+    """What probe `name` declared it needs (`register_probe`'s ``requires``)."""
+    get_probe(name)
+    return _REQUIRES.get(name, ())
+
+
+def check_requirements(names: Sequence[str], model: nn.Module, task: Task) -> list[str]:
+    """One line per unmet requirement of the probes `names` (by position) on `model` and `task`:
+    ``probes[i]: probe NAME needs REQUIREMENT; REASON``. Empty when every probe can run."""
+    problems = []
+    for i, name in enumerate(names):
+        for req in requirements(name):
+            reason = req.problem(model, task)
+            if reason is not None:
+                problems.append(f"probes[{i}]: probe {name!r} needs {req.name}; {reason}")
+    return problems
 
 
 def get_probe(name: str) -> ProbeFn:

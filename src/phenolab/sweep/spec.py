@@ -43,7 +43,7 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, field_validator, model_validator
 
-from phenolab.config import (ConfigError, ExperimentSpec, Spec, canonical_json, config_hash, load_yaml, merge,
+from phenolab.config import (ConfigError, ExperimentSpec, Spec, canonical_json, config_hash, family_of, load_yaml, merge,
                              parse_overrides, parse_value, validate)
 from phenolab.experiments.base import Experiment, get_experiment
 
@@ -427,7 +427,8 @@ def config_paths(config: type[BaseModel]) -> dict[str, str]:
     paths: dict[str, str] = {}
     for name, info in config.model_fields.items():
         annotation = info.annotation
-        models = _models_in(annotation)
+        family = family_of(annotation, info.metadata)
+        models = family.classes() if family is not None else _models_in(annotation)
         if models:
             paths[name] = "group"
             for model in models:

@@ -8,7 +8,7 @@ are replaced, never modified), their parameters are stacked on a leading member 
 mask. Member b's loss is the specs' L_b = (1 / 2 n_b) sum_{i <= n_b} |f(x_bi) - y_bi|^2.
 
 `gradient_descent` is plain full-batch GD on every member at once (`torch.func.vmap` of
-`functional_call`, so any `nn.Module` works; a phenolab two-layer `MLP` takes a hand-written
+`functional_call`, so any `nn.Module` works; a two-layer chain such as phenolab's two-layer `MLP` takes a hand-written
 backward pass with batched einsums, about 3x faster, `two_layer_gradients`); `gauss_newton` polishes to machine precision
 with Levenberg-Marquardt steps in their minimum-norm form, delta = J^T (J J^T + mu I)^-1 e,
 which for n_b below the parameter count moves to the nearest interpolating point to first order
@@ -19,15 +19,14 @@ minimum, which GD alone does not reach in a CPU budget).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, jacrev, jvp, stack_module_state, vmap
 
-from phenolab.models.mlp import MLP
-from phenolab.models.parametrization import BIAS_MULTIPLIER
+from phenolab.models.chain import Affine, Elementwise, Scale, layer_chain
 
 Params = dict[str, Tensor]
 
@@ -84,49 +83,80 @@ def member_losses(model: nn.Module, params: Params, x: Tensor, y: Tensor, mask: 
     return per_point.sum(-1) / (2 * mask.sum(-1).clamp(min=1).to(err.dtype))
 
 
+@dataclass(frozen=True)
+class TwoLayer:
+    """A two-layer chain f = s (m_2 sigma(m_1 W x + beta_1 b) a^T + beta_2 c), read from the model's
+    layer chain (`phenolab.models.chain`): what the hand-written gradients need."""
+
+    first: Affine
+    sigma: Callable[[Tensor], Tensor]
+    second: Affine
+    scale: float
+
+
+def two_layer_chain(model: nn.Module, params: Params) -> TwoLayer | None:
+    """The model as a `TwoLayer` when `two_layer_gradients` computes its gradients: its layer chain
+    is affine, elementwise, affine (then an optional scale), it holds no buffers (a centred net's
+    reference output), and `params` are exactly its parameters, all trained. Else None."""
+    chain = layer_chain(model)
+    if chain is None:
+        return None
+    scale = chain[-1].scale if isinstance(chain[-1], Scale) else 1.0
+    body = chain[:-1] if isinstance(chain[-1], Scale) else chain
+    if [type(op) for op in body] != [Affine, Elementwise, Affine] or any(True for _ in model.buffers()):
+        return None
+    first, act, second = body
+    named = dict(model.named_parameters())
+    if set(params) != set(named) or not all(p.requires_grad for p in named.values()):
+        return None
+    return TwoLayer(first, act.fn, second, scale)  # type: ignore[union-attr, arg-type]
+
+
 def two_layer_applies(model: nn.Module, params: Params) -> bool:
-    """Whether `two_layer_gradients` computes this model's gradients: a two-layer phenolab `MLP`,
-    not centred, every parameter trained."""
-    return (isinstance(model, MLP) and len(model.layers) == 2 and model.reference is None
-            and set(params) == {name for name, p in model.named_parameters() if p.requires_grad}
-            and all(p.requires_grad for p in model.parameters()))
+    """Whether `two_layer_gradients` computes this model's gradients (`two_layer_chain`)."""
+    return two_layer_chain(model, params) is not None
 
 
-def two_layer_gradients(model: MLP, params: Params, x: Tensor, y: Tensor, mask: Tensor) -> tuple[Tensor, Params]:
-    """Losses L_b (B,) and their gradients for a two-layer `MLP`, by hand with batched einsums.
+def two_layer_gradients(model: nn.Module, params: Params, x: Tensor, y: Tensor, mask: Tensor) -> tuple[Tensor, Params]:
+    """Losses L_b (B,) and their gradients for a two-layer chain (`two_layer_chain`, e.g. a
+    two-layer `MLP`), by hand with batched einsums.
 
-    f = s (m_2 h a^T + beta c), h = sigma(z), z = m_1 x W^T + beta b (s the output scale, m_l the
-    parametrization's multipliers, beta the bias multiplier); with r = (f - y) mask / n_b:
-    dL/da = s m_2 r^T h, dL/dc = s beta sum r, dL/dz = s m_2 (r a) sigma'(z), dL/dW = m_1 (dL/dz)^T x,
-    dL/db = beta sum dL/dz. sigma' is 1 - tanh^2 for tanh, else from one forward-mode pass (`torch.func.jvp`).
+    f = s (m_2 h a^T + beta_2 c), h = sigma(z), z = m_1 x W^T + beta_1 b (s the output scale, m_l the
+    layers' multipliers, beta_l their bias multipliers); with r = (f - y) mask / n_b:
+    dL/da = s m_2 r^T h, dL/dc = s beta_2 sum r, dL/dz = s m_2 (r a) sigma'(z), dL/dW = m_1 (dL/dz)^T x,
+    dL/db = beta_1 sum dL/dz. sigma' is 1 - tanh^2 for tanh, else from one forward-mode pass (`torch.func.jvp`).
     """
-    m1, m2 = model.multipliers
-    s = model.output_scale
-    W, a = params["layers.0.weight"], params["layers.1.weight"]
-    b, c = params.get("layers.0.bias"), params.get("layers.1.bias")
+    net = two_layer_chain(model, params)
+    if net is None:
+        raise ValueError(f"two_layer_gradients needs a two-layer chain with every parameter trained; "
+                         f"got {type(model).__name__}")
+    one, two = net.first, net.second
+    m1, m2, s, sigma = one.mult, two.mult, net.scale, net.sigma
+    W, a = params[f"{one.prefix}.weight"], params[f"{two.prefix}.weight"]
+    b, c = params.get(f"{one.prefix}.bias"), params.get(f"{two.prefix}.bias")
     z = m1 * torch.einsum("bnd,bmd->bnm", x, W)
     if b is not None:
-        z = z + BIAS_MULTIPLIER * b[:, None, :]
-    if model.sigma is torch.tanh:
+        z = z + one.bias_mult * b[:, None, :]
+    if sigma is torch.tanh:
         h = torch.tanh(z)
         dh = 1 - h * h
     else:
-        h, dh = jvp(model.sigma, (z,), (torch.ones_like(z),))
+        h, dh = jvp(sigma, (z,), (torch.ones_like(z),))
     f = s * m2 * torch.einsum("bnm,bom->bno", h, a)
     if c is not None:
-        f = f + s * BIAS_MULTIPLIER * c[:, None, :]
+        f = f + s * two.bias_mult * c[:, None, :]
     n_b = mask.sum(-1).clamp(min=1).to(f.dtype)
     keep = mask.to(f.dtype)[..., None]
     diff = (f - y) * keep
     losses = (diff ** 2).sum((1, 2)) / (2 * n_b)
     r = diff / n_b[:, None, None]
-    grads = {"layers.1.weight": s * m2 * torch.einsum("bno,bnm->bom", r, h)}
+    grads = {f"{two.prefix}.weight": s * m2 * torch.einsum("bno,bnm->bom", r, h)}
     gz = s * m2 * torch.einsum("bno,bom->bnm", r, a) * dh
-    grads["layers.0.weight"] = m1 * torch.einsum("bnm,bnd->bmd", gz, x)
+    grads[f"{one.prefix}.weight"] = m1 * torch.einsum("bnm,bnd->bmd", gz, x)
     if b is not None:
-        grads["layers.0.bias"] = BIAS_MULTIPLIER * gz.sum(1)
+        grads[f"{one.prefix}.bias"] = one.bias_mult * gz.sum(1)
     if c is not None:
-        grads["layers.1.bias"] = s * BIAS_MULTIPLIER * r.sum(1)
+        grads[f"{two.prefix}.bias"] = s * two.bias_mult * r.sum(1)
     return losses, grads
 
 

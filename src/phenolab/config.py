@@ -61,8 +61,8 @@ class SpecFamily:
     is by name, at validation time: this module still imports nothing of phenolab.
     """
 
-    def __init__(self, block: str, package: str, default: str | None = None) -> None:
-        self.block, self.package, self.default = block, package, default
+    def __init__(self, block: str, package: str, default: str | None = None, shorthand: bool = False) -> None:
+        self.block, self.package, self.default, self.shorthand = block, package, default, shorthand
         self._kinds: dict[str, type[KindSpec]] = {}
         self._loaded = False
 
@@ -82,7 +82,7 @@ class SpecFamily:
             return
         self._loaded = True
         package = importlib.import_module(self.package)
-        for info in pkgutil.iter_modules(package.__path__):
+        for info in pkgutil.iter_modules(getattr(package, "__path__", [])):
             if not info.name.startswith("_"):
                 importlib.import_module(f"{self.package}.{info.name}")
         try:
@@ -112,6 +112,8 @@ class SpecFamily:
             return value
         if isinstance(value, BaseModel):
             value = value.model_dump(mode="json")
+        if self.shorthand and isinstance(value, str):
+            value = {"kind": value}
         if not isinstance(value, dict):
             raise ValueError(f"must be a mapping of {self.block} settings with a kind, got {_short(value)}")
         kind = value.get("kind", self.default)
@@ -123,7 +125,11 @@ class SpecFamily:
 
     def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
         def dump(value: Any, info: core_schema.SerializationInfo) -> Any:
-            return value.model_dump(mode=info.mode) if isinstance(value, BaseModel) else value
+            if not isinstance(value, BaseModel):
+                return value
+            if self.shorthand and value == type(value)():  # default options: the bare kind name
+                return value.kind  # type: ignore[attr-defined]
+            return value.model_dump(mode=info.mode)
 
         return core_schema.no_info_plain_validator_function(
             self._validate,
@@ -146,11 +152,15 @@ def family_of(annotation: Any, metadata: Any = ()) -> SpecFamily | None:
 
 
 MODEL_KINDS = SpecFamily("model", "phenolab.models", default="mlp")
+OBJECTIVE_KINDS = SpecFamily("train.loss", "phenolab.objectives", shorthand=True)
 DATA_KINDS = SpecFamily("data", "phenolab.tasks")
 ModelSpec = Annotated[KindSpec, MODEL_KINDS]
 """A model spec of any registered kind (`MLPSpec` by default; see `MODEL_KINDS`)."""
 DataSpec = Annotated[KindSpec, DATA_KINDS]
 """A data spec of any registered kind (see `DATA_KINDS`)."""
+ObjectiveSpec = Annotated[KindSpec, OBJECTIVE_KINDS]
+"""``train.loss``: an objective's name (``mse``) or a mapping with its options
+(``{kind: token_cross_entropy, last_only: true}``); `phenolab.objectives` implements them."""
 
 
 PosInt = Annotated[int, Field(gt=0)]
@@ -436,6 +446,37 @@ class QuadraticTeacherData(_DataBase):
 
 
 # ----------------------------------------------------------------------------------- train
+@OBJECTIVE_KINDS.register
+class MSESpec(KindSpec):
+    """``mse``: 1/(n k) sum (f - y)^2 over samples and outputs, no 1/2 (`phenolab.objectives`)."""
+
+    kind: Literal["mse"] = "mse"
+
+
+@OBJECTIVE_KINDS.register
+class HalfMSESpec(KindSpec):
+    """``half_mse``: 1/(2 n) sum_i ||f_i - y_i||^2, the theory papers' convention."""
+
+    kind: Literal["half_mse"] = "half_mse"
+
+
+@OBJECTIVE_KINDS.register
+class CrossEntropySpec(KindSpec):
+    """``cross_entropy``: mean softmax cross-entropy, classes on the output's last axis."""
+
+    kind: Literal["cross_entropy"] = "cross_entropy"
+
+
+@OBJECTIVE_KINDS.register
+class TokenCrossEntropySpec(KindSpec):
+    """``token_cross_entropy``: logits (n, T, V) against tokens (n, T); targets equal to
+    ``ignore_index`` do not count; ``last_only`` scores the last position only."""
+
+    kind: Literal["token_cross_entropy"] = "token_cross_entropy"
+    ignore_index: int = -100
+    last_only: bool = False
+
+
 class TrainSpec(Spec):
     """How to train: optimizer, loss, steps, probe schedule, divergence and time limits."""
 
@@ -445,7 +486,7 @@ class TrainSpec(Spec):
     batch_size: PosInt | None = None  # None = full batch
     batch_seed: int | None = None  # seed of the minibatch order; None = the run's seed (per-run orders)
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.0
-    loss: Literal["mse", "cross_entropy"] = "mse"
+    loss: ObjectiveSpec = MSESpec()
     probe_every: PosInt = 10
     max_loss: PosFloat = 1e8  # a loss above this (or NaN/inf) stops the run as `diverged`
     time_limit: PosFloat | None = None  # seconds; the run stops as `failed` with the reason

@@ -217,3 +217,13 @@ def test_quadratic_teacher_target_inputs_and_fresh_samples():
     assert torch.equal(fresh, task.sample(3000, torch.Generator().manual_seed(1)))
     again = make_task(data(kind="quadratic_teacher", input_dim=8, n_train=2000, n_test=50), seed=0)
     assert torch.equal(again.x_train, task.x_train) and torch.equal(again.info["beta"], task.info["beta"])
+
+
+def test_a_token_task_declares_its_vocabulary_and_shapes():
+    from phenolab.tasks.base import Task
+
+    x = torch.randint(0, 9, (5, 4))
+    task = Task(x_train=x, y_train=x.clone(), kind="tokens", vocab=9)
+    assert task.input_shape == (4,) and task.output_dim == 9
+    with pytest.raises(ValueError, match="token targets need a vocab"):
+        Task(x_train=x, y_train=x.clone(), kind="tokens")

@@ -12,7 +12,7 @@ from phenolab.store import Store
 from phenolab.train import Recorder
 from phenolab.train.ensemble import train_ensemble
 from phenolab.train.fused_relu1d import FusedRelu1d
-from phenolab.train.losses import mse
+from phenolab.objectives import mse
 from phenolab.train.recorder import BufferRecorder
 from phenolab.train.workers import split
 from test_ensemble import PROBES, run_spec, task_of  # this folder is on sys.path

@@ -71,9 +71,9 @@ class HessianOutliersConfig(ExperimentSpec):
             raise ValueError("probes: hessian-outliers needs the hessian probe with options.spectrum=true "
                              f"(the full spectrum), got options {probe.options}")
         probe_loss = probe.options.get("loss", "cross_entropy")  # the probe's default on classification
-        if probe_loss != self.train.loss:
+        if probe_loss != self.train.loss.kind:
             raise ValueError(f"probes: the hessian probe's options.loss ({probe_loss!r}) must be the training loss "
-                             f"train.loss ({self.train.loss!r})")
+                             f"train.loss ({self.train.loss.kind!r})")
         if len(self.classes) < 2 or any(b <= a for a, b in zip(self.classes, self.classes[1:])):
             raise ValueError(f"classes: give at least two class counts in increasing order, got {self.classes}")
         widest = param_count(self.model, self.data.input_dim, max(self.classes), self.width_factor)

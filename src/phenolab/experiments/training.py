@@ -140,7 +140,7 @@ def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
             task = make_task(spec.data, spec.seed, dtype=dtype_of(spec))
             seen[where] = (data_fingerprint(task), task)
         fingerprint, task = seen[where]
-        if not model_kind(spec.model.kind).stackable:
+        if not model_kind(spec.model.kind).stackable or spec.train.loss.kind not in STACKED_OBJECTIVES:
             groups[("alone", i)] = [i]  # the plain loop, one run after another
             continue
         key = ensemble_key(spec, task.input_dim, task.output_dim, data_key=fingerprint)
@@ -152,6 +152,10 @@ def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
         groups.setdefault(key, []).append(i)
     return list(groups.values())
 
+
+STACKED_OBJECTIVES = ("mse", "cross_entropy")
+"""The objectives the stacked ensemble paths compute on their own outputs; runs with any other
+train.loss train with the plain loop."""
 
 ENSEMBLE_MAX_PARAMS = 250_000
 """Above this many parameters per network the stacked ensemble path is no faster than the plain loop

@@ -30,31 +30,17 @@ from typing import Callable, Literal, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from phenolab.config import OBJECTIVE_KINDS, ConfigError
+from phenolab.objectives import cross_entropy, make_objective, mse
 from phenolab.probes.lanczos import Matvec, hutchinson_trace, lanczos, slq_density
 from phenolab.probes.registry import ProbeResult, register_probe
 from phenolab.tasks.base import Task
 
 LossFn = Callable[[Tensor, Tensor], Tensor]
-LossName = Literal["mse", "cross_entropy"]
-
-
-def mse(output: Tensor, target: Tensor) -> Tensor:
-    """mean((f - y)^2) over samples and outputs, no factor 1/2 (phenolab's training MSE);
-    integer labels are compared as one-hot vectors."""
-    if not target.is_floating_point():
-        target = F.one_hot(target.long(), output.shape[-1]).to(output.dtype)
-    return ((output - target.reshape(output.shape)) ** 2).mean()
-
-
-def cross_entropy(output: Tensor, target: Tensor) -> Tensor:
-    """Mean softmax cross-entropy of logits; one-hot (float) targets become labels by argmax."""
-    if target.is_floating_point():
-        target = target.argmax(dim=-1)
-    return F.cross_entropy(output, target.long())
+LossName = Literal["mse", "half_mse", "cross_entropy"]
 
 
 def _parameters(
@@ -255,10 +241,11 @@ def _loss(loss: LossName | LossFn | None, task: Task) -> LossFn:
     if callable(loss):
         return loss
     name = loss or ("cross_entropy" if task.kind == "classification" else "mse")
-    if name not in ("mse", "cross_entropy"):
-        raise ValueError(f"loss must be 'mse', 'cross_entropy' or a callable (output, target) -> scalar, "
-                         f"got {name!r}")
-    return mse if name == "mse" else cross_entropy
+    try:
+        return make_objective(name).on_outputs
+    except ConfigError:
+        raise ValueError(f"loss must be an objective name ({', '.join(OBJECTIVE_KINDS.kinds())}) or a callable "
+                         f"(output, target) -> scalar, got {name!r}") from None
 
 
 def _subsample(task: Task, points: int | None, seed: int) -> tuple[Tensor, Tensor]:

@@ -49,7 +49,7 @@ def fused_applies(spec: RunSpec, task: Task) -> bool:
         len(spec.model.hidden_widths) == 1
         and spec.model.activation == "relu"
         and task.input_dim == 1
-        and spec.train.loss == "mse"
+        and spec.train.loss.kind == "mse"
         and task.y_train.is_floating_point()
         and spec.model.fixed_readout is None
         and not spec.model.centered
@@ -315,7 +315,7 @@ def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[
         reference = [torch.stack([member[l][k] for member in initial])
                      for l in range(len(biases)) for k in (0, 1) if k == 0 or biases[l]]
     return StackedMLP(task.x_train, task.y_train, widths=spec.model.hidden_widths, multipliers=mults,
-                      sigma=model.sigma, biases=biases, loss=spec.train.loss,
+                      sigma=model.sigma, biases=biases, loss=spec.train.loss.kind,
                       trainable=[p.requires_grad for p in model.parameters()], reference=reference,
                       reference_scale=[m.output_scale for m in models])
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from phenolab.config import ProbeSpec, TrainSpec
 from phenolab.tasks.base import Task
-from phenolab.train.losses import get_loss
+from phenolab.objectives import Batch, make_objective
 from phenolab.train.recorder import Recorder, iter_probe_specs
 
 Progress = Callable[[int, int, float], None]
@@ -92,7 +92,7 @@ def train(
     """
     if spec.optimizer == "gd" and spec.batch_size is not None:
         raise ValueError("train.batch_size: gd is full-batch gradient descent; use optimizer=sgd for minibatches")
-    loss_fn = get_loss(spec.loss)
+    objective = make_objective(spec.loss)
     lr = spec.lr
     optimizer = make_optimizer(model, spec, lr)
     initial = [p.detach().clone() for p in model.parameters()] if spec.restart_on_jump else []
@@ -123,7 +123,7 @@ def train(
         idx = batches(step)
         xb, yb = (x, y) if idx is None else (x[idx], y[idx])
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(xb), yb)
+        loss = objective(model, Batch(xb, yb, task.points))
         loss_value = float(loss.detach())
         if recorder is not None:
             recorder.record(step, loss=loss_value)
@@ -153,8 +153,8 @@ def train(
             return result("failed", step + 1, loss_value,
                           f"time limit train.time_limit = {spec.time_limit:g} s reached after {step + 1} steps")
 
-    with torch.no_grad():
-        final = float(loss_fn(model(x), y))
+    with torch.no_grad() if objective.outputs_only else torch.enable_grad():  # a residual differentiates in x
+        final = float(objective(model, Batch(x, y, task.points)))
     if recorder is not None:
         recorder.record(spec.steps, loss=final)
     observe(spec.steps, last=True)

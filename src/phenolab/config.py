@@ -4,8 +4,8 @@ Every spec is a frozen pydantic v2 model that forbids unknown keys. Bad input ra
 `ConfigError`, whose message names the dotted path, the value and what is allowed, e.g.
 ``model.width: must be > 0, got -3``.
 
-Initialization convention (the group's material mixes variance and std, see the specs'
-shared conventions): phenolab always speaks of the **standard deviation**. ``init.gamma = g``
+Initialization convention (the group's material mixes variance and std, see
+docs/specs/README.md): phenolab always speaks of the **standard deviation**. ``init.gamma = g``
 means std = m^-g with m the first hidden width (the group's course code, `normal_(0, 1/m**g)`);
 in the phase-diagram coordinates of Luo et al. (variance 1/m^gamma) that is gamma = 2 g.
 """
@@ -184,7 +184,7 @@ class InitSpec(Spec):
     - neither: the parametrization's default (standard: 1/sqrt(fan_in); NTK and mean-field: 1).
     ``bias_std`` sets the biases' std (default: the same std as the layer's weights);
     ``antisymmetric`` duplicates the hidden units of a two-layer net with negated output weights
-    so that the network output is exactly 0 at initialization (the specs' ASI).
+    so that the network output is exactly 0 at initialization (ASI, docs/specs/README.md).
     """
 
     std: float | list[float] | None = None
@@ -397,7 +397,7 @@ class ProductData(_DataBase):
 @DATA_KINDS.register
 class GaussianMixtureData(_DataBase):
     """k classes, one Gaussian cluster each: centres ~ N(0, spread^2 I_d), points ~ N(centre, I_d),
-    n_train points in total, labels balanced (Sagun et al.'s Hessian setting, spec section 6)."""
+    n_train points in total, labels balanced (the Hessian setting of docs/specs/hessian-outliers.md)."""
 
     kind: Literal["gaussian_mixture"] = "gaussian_mixture"
     input_dim: PosInt = 10
@@ -409,7 +409,7 @@ class GaussianMixtureData(_DataBase):
 
 @DATA_KINDS.register
 class LinearTeacherData(_DataBase):
-    """x ~ N(0, I_d), y = beta . x with beta ~ N(0, scale^2 / d I) drawn once (spec section 4)."""
+    """x ~ N(0, I_d), y = beta . x with beta ~ N(0, scale^2 / d I) drawn once (docs/specs/sharpness-width.md)."""
 
     kind: Literal["linear_teacher"] = "linear_teacher"
     input_dim: PosInt = 20
@@ -437,7 +437,7 @@ class DigitsData(_DataBase):
 @DATA_KINDS.register
 class QuadraticTeacherData(_DataBase):
     """x ~ N(0, I_d / d), y = (1/2) (beta . x)^2 with beta ~ N(0, I_d) drawn once (Kumar et al. 2023,
-    arXiv:2310.06110 section 5; spec specs_ntk_nonlinearity.md section 3). The task's ``info["beta"]``
+    arXiv:2310.06110 section 5; sizes in docs/specs/lazy-rich.md). The task's ``info["beta"]``
     holds beta (d, 1), and it can draw fresh inputs (``Task.sample``) for Monte-Carlo test losses."""
 
     kind: Literal["quadratic_teacher"] = "quadratic_teacher"

@@ -1,5 +1,5 @@
-"""Embedding principle (specs section 6): the helpers on hand-made neurons, config rules, and the
-quick preset end to end against the spec's calibration numbers."""
+"""Embedding principle (docs/specs/embedding-principle.md): the helpers on hand-made neurons, config rules, and the
+quick preset end to end against the pilot's numbers."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_quick_preset_passes_with_the_spec_numbers(quick):
     store, out = quick
     assert out.passed, out.verdict["reason"]
     s = out.summary
-    # check 1: the spec's narrow critical point
+    # check EMB-1: the pilot's narrow critical point
     assert s["narrow_loss"] == pytest.approx(3.1345e-2, rel=1e-4)
     np.testing.assert_allclose(s["narrow_eigenvalues"], [0.0113, 0.873, 3.26], rtol=5e-3)
     assert s["narrow_grad_norm"] < 1e-10 and s["narrow_inertia"] == [0, 0, 3]
@@ -99,7 +99,7 @@ def test_quick_preset_passes_with_the_spec_numbers(quick):
     # checks 4, 5
     assert all(v == [1, 1, 4] for v in s["embedded_inertia"].values())
     assert s["null_g_norm"] == pytest.approx(0.0128, rel=1e-2) and s["null_new_zeros"] == 1
-    assert s["fd_eigenvalue_error_max"] < 1e-6  # the spec's finite-difference Hessian agrees
+    assert s["fd_eigenvalue_error_max"] < 1e-6  # the protocol's finite-difference Hessian agrees
     # check 6: one direction at the first plateau, 0.036-0.037, reduction reaches theta*
     assert len(s["dynamics"]) == 4
     for run in s["dynamics"]:

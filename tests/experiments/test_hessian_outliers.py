@@ -44,7 +44,7 @@ def test_param_count_matches_the_built_model(classes, factor):
     model = build_model(spec, 10, classes, torch.Generator().manual_seed(0))
     base = MLPSpec(widths=[16, 16], activation="relu")
     assert ho.param_count(base, 10, classes, factor) == sum(p.numel() for p in model.parameters())
-    assert ho.param_count(base, 10, 8, 2) == 1672  # the largest net of the spec's setting
+    assert ho.param_count(base, 10, 8, 2) == 1672  # the largest net of the protocol's setting
 
 
 def test_plan_covers_classes_widths_and_seeds():
@@ -143,7 +143,7 @@ def test_quick_preset_bulk_and_outliers(tmp_path):
         figures = sorted(p.name for p in store.run_dir(outcome.run_id).glob("*.png"))
     s, checks = outcome.summary, {c["name"]: c for c in outcome.verdict["checks"]}
     assert not outcome.verdict["failure"], outcome.verdict["failure"]
-    # HESS-1: the bulk near zero holds for every k (spec pilot 0.95-0.996; here 0.91-0.99)
+    # HESS-1: the bulk near zero holds for every k (pilot 0.95-0.996; here 0.91-0.99)
     hess1 = [c for name, c in checks.items() if name.startswith("HESS-1")]
     assert len(hess1) == 3 and all(c["passed"] for c in hess1), outcome.verdict["reason"]
     assert min(s["bulk_fraction_min"].values()) >= 0.9
@@ -156,7 +156,7 @@ def test_quick_preset_bulk_and_outliers(tmp_path):
     means = s["mean_outliers"]
     assert means["k=2,width=16"] < means["k=8,width=16"]
     # the width check (|change| <= 1) sits at its threshold here (k=4: 9.5 -> 10.5) and fails in the
-    # full preset (k=8: 9 -> 11.3); it is the spec's provisional rule, reported, not asserted
+    # full preset (k=8: 9 -> 11.3); it is HESS-2's provisional rule, reported, not asserted
     assert s["width_change_max_abs"] is not None
     assert outcome.passed == (s["width_change_max_abs"] <= 1.0), outcome.verdict["reason"]
     assert len(s["runs_table"]) == 12 and all(r["outliers"] >= 1 for r in s["runs_table"])

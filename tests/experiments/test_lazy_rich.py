@@ -1,6 +1,6 @@
-"""lazy-rich: the planned runs are the spec's committee machine (forward and one GD step), eq. 6 is
-the population loss, the alpha sweep trains as one ensemble, the verdict on the spec pilot's
-numbers, and a reduced quick preset's verdict."""
+"""lazy-rich: the planned runs are the protocol's committee machine (forward and one GD step), eq. 6 is
+the population loss, the alpha sweep trains as one ensemble, the verdict on the pilot's
+numbers (docs/specs/lazy-rich.md), and a reduced quick preset's verdict."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def phi(h, eps):
 @pytest.mark.parametrize("alpha", [0.5, 2.0])
 def test_planned_runs_are_the_spec_committee_and_one_gd_step_matches(alpha):
     """f = (alpha/N) sum_i [phi(w_i . x) - phi(w_i(0) . x)] and phenolab's GD step with lr = eta0 N / (2 alpha^2)
-    on its MSE is the spec's step with eta = eta0 N / alpha^2 on (1/2P) sum (f - y)^2."""
+    on its MSE is the protocol's step with eta = eta0 N / alpha^2 on (1/2P) sum (f - y)^2."""
     cfg, plan = _plan()
     spec = plan[lr.label(alpha, 0.2, 0)]
     N, eta = 10, cfg.eta0 * 10 / alpha**2
@@ -48,7 +48,7 @@ def test_planned_runs_are_the_spec_committee_and_one_gd_step_matches(alpha):
     assert W0.shape == (N, 8) and W0.std().item() == pytest.approx(1.0, abs=0.15)  # w_i ~ N(0, I_D)
     assert torch.equal(model(X), torch.zeros(24, 1, dtype=torch.float64))
     train(model, task, spec.train.model_copy(update={"steps": 1}))
-    # the spec's step: grad of (1/2P) sum r^2 with f(w) = (alpha/N) sum phi(w_i . x) (centred: r = -y at init)
+    # the protocol's step: grad of (1/2P) sum r^2 with f(w) = (alpha/N) sum phi(w_i . x) (centred: r = -y at init)
     r = -y
     grad = alpha / N * ((r[:, None] * (1 + 0.2 * (X @ W0.T))).T @ X) / len(X)
     W1 = W0 - eta * grad

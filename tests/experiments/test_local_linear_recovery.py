@@ -1,4 +1,4 @@
-"""Local linear recovery (arXiv:2406.18035, spec part 1 section 2): the quick preset passes with the
+"""Local linear recovery (arXiv:2406.18035; docs/specs/recovery.md, LLR-1 to LLR-4): the quick preset passes with the
 closed-form ranks, the LLR indicator steps at n = r, and bad configs are refused."""
 
 import math

@@ -111,7 +111,7 @@ def test_plan_sets_eta_from_the_top_hessian_eigenvalue_at_init():
     assert list(plan) == ["seed=0,c=0.8", "seed=0,c=0.8,control", "seed=0,c=0.25", "seed=0,c=0.25,control"]
     spec = plan["seed=0,c=0.8"]
     task, model = build(spec)
-    # the spec's network: f(x) = (1/sqrt(m)) sum_k a_k tanh(w_k x + b_k), raw N(0, 1), no output bias
+    # the protocol's network: f(x) = (1/sqrt(m)) sum_k a_k tanh(w_k x + b_k), raw N(0, 1), no output bias
     w, b = model.layers[0].weight[:, 0].detach(), model.layers[0].bias.detach()
     a = model.layers[1].weight[0].detach()
     assert model.layers[1].bias is None
@@ -180,7 +180,7 @@ def store(tmp_path):
 
 
 def test_reduced_run_spikes_at_the_edge_of_stability(store):
-    """Width 20 (more feature learning than the spec's 100) spikes twice by step 3600 at c = 0.8: the
+    """Width 20 (more feature learning than the protocol's 100) spikes twice by step 3600 at c = 0.8: the
     first spike is followed by t_e + 500 within the run. ~10 s CPU."""
     outcome = run_experiment("loss-spike", store=store, preset="quick",
                              overrides={"model": {"width": 20}, "train": {"steps": 3600}})
@@ -207,9 +207,9 @@ def test_reduced_run_spikes_at_the_edge_of_stability(store):
 
 @pytest.mark.slow
 def test_quick_preset_reproduces_the_sharpness_and_frequency_checks_but_not_condensation(store):
-    """The spec's setting (width 100, c = 0.8, 10k steps): one spike at step ~8.8k. Every check passes
+    """The protocol's setting (width 100, c = 0.8, 10k steps): one spike at step ~8.8k. Every check passes
     except the condensation gain: in this near-lazy NTK net the spike barely moves the neurons
-    (mean |cos| changes by ~1e-4; the spec wants +0.05). ~20 s CPU on one thread."""
+    (mean |cos| changes by ~1e-4; SPIKE-4 wants +0.05). ~20 s CPU on one thread."""
     outcome = run_experiment("loss-spike", store=store, preset="quick")
     v = outcome.verdict
     failed = [c["name"] for c in v["checks"] if not c["passed"]]

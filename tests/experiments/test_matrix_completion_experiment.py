@@ -1,4 +1,4 @@
-"""matrix-completion: the quick preset's verdict and key numbers (arXiv:2405.13721, spec sections 4, 7)."""
+"""matrix-completion: the quick preset's verdict and key numbers (arXiv:2405.13721; docs/specs/matrix-completion.md)."""
 
 import pytest
 

@@ -1,5 +1,5 @@
-"""Optimistic sample size (arXiv:2307.08921, 2211.11623; spec part 1 section 3): the quick preset
-passes with the spec's ranks and recovery numbers, the toy's fast GD matches the batched trainer,
+"""Optimistic sample size (arXiv:2307.08921, 2211.11623; docs/specs/recovery.md): the quick
+preset passes with the protocol's ranks and recovery numbers, the toy's fast GD matches the batched trainer,
 and bad configs are refused."""
 
 import numpy as np
@@ -20,7 +20,7 @@ def test_quick_preset_passes_with_the_spec_numbers(tmp_path):
         outcome = run_experiment(oss.NAME, store=store, preset="quick")
         assert outcome.passed, outcome.verdict["reason"]
         s = outcome.summary
-        # (a) the toy: linear never at n = 1, 2; depth 2 from n = 2 (calibration 42 %); the linear
+        # (a) the toy: linear never at n = 1, 2; depth 2 from n = 2 (pilot 42 %); the linear
         # model's GD limit always at n = 3; model ranks 3 and 2
         toy = s["toy"]
         assert toy["1"]["success"]["1"] == toy["1"]["success"]["2"] == 0.0

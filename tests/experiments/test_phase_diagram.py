@@ -49,7 +49,7 @@ def test_phase_diagram_quick_classifies_the_spec_points(store):
     assert outcome.passed, outcome.verdict["reason"]
     slopes = {(p["gamma"], p["gamma_prime"]): p["slope"] for p in outcome.summary["points"]}
     assert slopes[(0.5, 0.0)] < -0.2 and slopes[(2.0, 0.0)] > 0.25 and abs(slopes[(1.0, 0.0)]) < 0.15
-    # the spec's heuristic: at gamma' = 0 and gamma > 1 the slope is near (gamma - 1) / 2
+    # the heuristic of docs/specs/condensation.md: at gamma' = 0 and gamma > 1 the slope is near (gamma - 1) / 2
     assert slopes[(2.0, 0.0)] == pytest.approx(0.5, abs=0.1)
 
 

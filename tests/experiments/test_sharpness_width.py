@@ -1,5 +1,5 @@
-"""sharpness-width: the parametrization mapping against the spec's formulas, S_G against G, the
-verdict on the spec pilot's numbers, and the quick preset's verdict."""
+"""sharpness-width: the parametrization mapping against the protocol's formulas (docs/specs/sharpness-width.md),
+S_G against G, the verdict on the pilot's numbers, and the quick preset's verdict."""
 
 import math
 
@@ -23,12 +23,12 @@ ETA0 = 0.1
 
 
 def spec_forward(W, v, X, c):
-    """The spec's f(x) = c v^T W x / sqrt(D)."""
+    """The protocol's f(x) = c v^T W x / sqrt(D)."""
     return c * (X @ W.T @ v) / math.sqrt(X.shape[1])
 
 
 def spec_gd_step(W, v, X, y, c, eta):
-    """One GD step on the spec's loss (1/2P) sum (f - y)^2 with learning rate eta on both layers."""
+    """One GD step on the protocol's loss (1/2P) sum (f - y)^2 with learning rate eta on both layers."""
     P, D = X.shape
     r = spec_forward(W, v, X, c) - y
     grad_v = c / (P * math.sqrt(D)) * (W @ X.T @ r)
@@ -42,8 +42,8 @@ def _planned(name, width):
 
 
 @pytest.mark.parametrize("name,c_of,eta_of", [
-    ("muP", lambda n: 1 / n, lambda n: ETA0 * n),  # spec muP = MF: c = 1/N, lr = eta0 N
-    ("NTP", lambda n: 1 / math.sqrt(n), lambda n: ETA0),  # spec NTP: c = 1/sqrt(N), lr = eta0
+    ("muP", lambda n: 1 / n, lambda n: ETA0 * n),  # protocol muP = MF: c = 1/N, lr = eta0 N
+    ("NTP", lambda n: 1 / math.sqrt(n), lambda n: ETA0),  # protocol NTP: c = 1/sqrt(N), lr = eta0
 ])
 def test_planned_runs_are_the_spec_models_and_one_gd_step_matches(name, c_of, eta_of):
     width = 64
@@ -66,7 +66,7 @@ def test_planned_runs_are_the_spec_models_and_one_gd_step_matches(name, c_of, et
 
 def test_mup_with_base_width_1_is_the_same_function_but_a_d_times_larger_input_lr():
     """Why muP is phenolab's mean_field here: phenolab's mup (B = 1) computes the same function,
-    but its GD step on W = sqrt(D) W_raw is D times the spec's."""
+    but its GD step on W = sqrt(D) W_raw is D times the protocol's."""
     width, D = 64, 20
     mf = _planned("muP", width)
     task, ref = build(mf)
@@ -87,7 +87,7 @@ def test_mup_with_base_width_1_is_the_same_function_but_a_d_times_larger_input_l
 @pytest.mark.parametrize("name", ["muP", "NTP"])
 def test_sharpness_from_the_ntk_probe_is_lr_times_the_top_eigenvalue_of_g(name):
     """S_G = lr * 2 eig_0(K) / P = lr * lambda_max(G), G = (2/P) J^T J of phenolab's loss, and equals
-    the spec's eta * lambda_max(J^T J / P)."""
+    the protocol's eta * lambda_max(J^T J / P)."""
     spec = _planned(name, 16)
     task, model = build(spec)
     P = len(task.x_train)
@@ -100,7 +100,7 @@ def test_sharpness_from_the_ntk_probe_is_lr_times_the_top_eigenvalue_of_g(name):
     assert s_g == pytest.approx(spec.train.lr * lam_G, rel=1e-8)
     eta_spec = 2 * spec.train.lr
     assert s_g == pytest.approx(eta_spec * np.linalg.eigvalsh(J.T @ J / P)[-1], rel=1e-8)
-    assert 0.01 < s_g < 0.03  # the spec's init value, ~0.017
+    assert 0.01 < s_g < 0.03  # the pilot's init value, ~0.017
 
 
 def _per_from_pilot(widths):

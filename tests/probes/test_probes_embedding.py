@@ -1,7 +1,7 @@
-"""Saddle branches of critical embeddings (specs section 6) against dense Hessians.
+"""Saddle branches of critical embeddings (docs/specs/embedding-principle.md) against dense Hessians.
 
-Setup of the spec: d = 2, n = 30, x ~ N(0, I) (numpy default_rng(0), which reproduces the
-spec's calibrated loss 3.1345e-2), y = tanh(1.5 x1 + 0.3 x2) - tanh(-0.4 x1 + 1.2 x2), a width-1
+Setup of the protocol: d = 2, n = 30, x ~ N(0, I) (numpy default_rng(0), which reproduces the
+pilot's loss 3.1345e-2), y = tanh(1.5 x1 + 0.3 x2) - tanh(-0.4 x1 + 1.2 x2), a width-1
 tanh net without biases at its best critical point (BFGS restarts, then Newton steps on the dense
 Hessian), loss L = (1/2n) sum e^2 = mse / 2.
 """
@@ -23,7 +23,7 @@ from phenolab.probes.parameters import assign_parameters, flat_parameters, half_
 from phenolab.tasks.base import Task
 
 DELTAS = (0.5, 0.25, -0.5, 1.5)
-SPEC_SADDLES = {0.5: -0.1445, 0.25: -0.0867, -0.5: -0.00214, 1.5: -0.00214}  # spec's predicted min lambda_split
+SPEC_SADDLES = {0.5: -0.1445, 0.25: -0.0867, -0.5: -0.00214, 1.5: -0.00214}  # the protocol's predicted min lambda_split
 
 
 def hessian(model, x, y, loss=half_squared_error):
@@ -58,7 +58,7 @@ def test_narrow_point_is_a_local_minimum(narrow, data):
     loss, grad = loss_and_gradient(narrow, x, y)
     eig = torch.linalg.eigvalsh(hessian(narrow, x, y)).numpy()
     assert np.linalg.norm(grad) < 1e-10
-    assert loss == pytest.approx(3.1345e-2, rel=1e-4)  # the spec's calibration
+    assert loss == pytest.approx(3.1345e-2, rel=1e-4)  # the pilot's value
     assert np.all(eig > 0)
     np.testing.assert_allclose(eig, [0.0113, 0.873, 3.26], rtol=5e-3)
     assert hessian_inertia(eig) == (0, 0, 3)

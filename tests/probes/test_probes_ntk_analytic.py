@@ -1,5 +1,5 @@
-"""Infinite-width NTK / NNGP (`phenolab.probes.ntk_analytic`): the spec's pilot value, Monte-Carlo
-estimates of the Gaussian expectations, and convergence of wide networks' empirical NTK."""
+"""Infinite-width NTK / NNGP (`phenolab.probes.ntk_analytic`, docs/specs/ntk-convergence.md): the
+pilot value, Monte-Carlo estimates of the Gaussian expectations, and convergence of wide networks' empirical NTK."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ F64 = torch.float64
 
 
 def _circle(points: int = 16) -> torch.Tensor:
-    """`points` inputs on the unit circle (the spec's NTK-1a data)."""
+    """`points` inputs on the unit circle (the NTK-1a data)."""
     angles = torch.arange(points, dtype=F64) * (2 * math.pi / points)
     return torch.stack([angles.cos(), angles.sin()], dim=1)
 
@@ -29,7 +29,7 @@ def _slope(widths: list[int], errors: list[float]) -> float:
 
 
 def test_jacot_pilot_value():
-    # spec section 1: L = 4 weight layers (3 hidden), beta = 0.1, x0 = (1, 0): Theta(x0, x0) = 0.2825
+    # docs/specs/ntk-convergence.md: L = 4 weight layers (3 hidden), beta = 0.1, x0 = (1, 0): Theta(x0, x0) = 0.2825
     theta, sigma = analytic_ntk(np.array([[1.0, 0.0]]), depth=3, weight_var=1.0, bias_var=0.01)
     assert theta[0, 0] == pytest.approx(0.2825, abs=5e-5)
     assert sigma[0, 0] == pytest.approx(0.08125, abs=5e-6)  # Sigma halves per ReLU layer, plus beta^2
@@ -87,7 +87,7 @@ def _mean_error(make, x, reference, width: int, seeds: int) -> float:
 )
 def test_wide_relu_mlp_converges_to_analytic_ntk(depth, bias, widths, largest_error):
     """phenolab's MLP(parametrization="ntk"), default init: weight_var = 1, bias_var = 1 (biases)
-    or 0 (none). Spec NTK-1a: error < 0.08 at width 4096, slope of log error on log width in
+    or 0 (none). NTK-1a: error < 0.08 at width 4096, slope of log error on log width in
     [-0.7, -0.3]; the deeper net stops at width 1024 to keep the test fast (error ~0.08 there)."""
     x = _circle()
     reference, _ = analytic_ntk(x, depth=depth, activation="relu", weight_var=1.0, bias_var=1.0 if bias else 0.0)

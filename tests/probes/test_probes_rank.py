@@ -1,6 +1,6 @@
 """Model rank (arXiv:2211.11623, 2307.08921, 2406.18035): the Jacobian against autograd's dense
-one, numerical rank and gap on constructed matrices, and the closed-form ranks of spec part 1,
-sections 2-4 (two-layer and deep tanh nets, matrix factorization, fully connected vs conv)."""
+one, numerical rank and gap on constructed matrices, and the closed-form ranks of docs/specs/recovery.md
+and matrix-completion.md (two-layer and deep tanh nets, matrix factorization, fully connected vs conv)."""
 
 from __future__ import annotations
 
@@ -246,7 +246,7 @@ def test_matrix_factorization_rank_is_r_times_d1_plus_d2_minus_r(d1, d2, r, expe
 
 
 def test_connection_is_costly_width_and_sharing_are_free():
-    """Spec 3(c), d = 6, s = 2: fully connected neuron 7, s-connected neuron 3, conv 3, fully
+    """OPT-3 (docs/specs/recovery.md), d = 6, s = 2: fully connected neuron 7, s-connected neuron 3, conv 3, fully
     connected net of the conv target (one neuron per shift) (d - s + 1)(d + 1) = 35."""
     d, s = 6, 2
     g = _gen(50)

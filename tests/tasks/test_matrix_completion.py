@@ -1,6 +1,6 @@
 """Matrix completion: targets, masks, connectivity, the minimum nuclear norm completion and the
-measurements of a learned matrix (arXiv:2405.13721). The trainer's tests, with the calibration
-checks of spec section 7, are in tests/train/test_factorization.py."""
+measurements of a learned matrix (arXiv:2405.13721). The trainer's tests, with the pilot
+checks of docs/specs/matrix-completion.md, are in tests/train/test_factorization.py."""
 
 import numpy as np
 import pytest

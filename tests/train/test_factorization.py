@@ -1,6 +1,6 @@
 """The batched matrix-factorization trainer (`phenolab.train.factorization`): agreement with autograd
-on `MatrixFactorization`, batching, divergence, bad input, and the calibration checks of spec
-section 7 (arXiv:2405.13721)."""
+on `MatrixFactorization`, batching, divergence, bad input, and the pilot checks of
+docs/specs/matrix-completion.md (arXiv:2405.13721)."""
 
 import numpy as np
 import pytest
@@ -113,7 +113,7 @@ def test_trainer_rejects_bad_input():
 
 
 # ----------------------------------------------------------------------------------------------
-# spec section 7 calibrations (d = 4, rank-1 targets, GD lr 0.05, 40k steps, loss (1/2) sum over Omega)
+# matrix-completion.md pilot checks (d = 4, rank-1 targets, GD lr 0.05, 40k steps, loss (1/2) sum over Omega)
 
 def first_seeds(count, keep):
     """The first `count` seeds whose Gaussian rank-1 4 x 4 target satisfies `keep` (a property of the
@@ -186,7 +186,7 @@ def test_calibration_blocks_find_min_nuclear_norm():
 
 
 def test_plateaus_sit_at_best_rank_k_fits():
-    """Check 4 (not calibrated in the spec): rank-3 target, one entry missing, std 1e-8. The loss rests
+    """Check MC-4 (not piloted): rank-3 target, one entry missing, std 1e-8. The loss rests
     at the best rank-1 and rank-2 fits to the observed entries, W is then that fit, and the learned
     rank climbs 1 -> 2 -> 3; after the initial alignment rank(A) = rank(B^T) = rank([A; B^T])."""
     m = low_rank_target(4, 4, 3, 0)

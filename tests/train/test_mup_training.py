@@ -1,5 +1,5 @@
 """muP in training: per-layer learning rates in the plain and the ensemble trainer, and the
-coordinate check (spec COORD-1; Tensor Programs V, arXiv:2203.03466, Sec. 3 and the mup package)."""
+coordinate check COORD-1 (docs/specs/mup-coordinate-check.md; TP V, arXiv:2203.03466 Sec. 3, mup package)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def test_coordinate_check_mup_is_flat_in_width(optimizer, lr):
 
 
 def test_coordinate_check_ntk_hidden_changes_shrink_like_n_to_minus_half():
-    """Spec COORD-1: under NTP the hidden layers' changes shrink like n^-1/2, the output's is flat."""
+    """COORD-1: under NTP the hidden layers' changes shrink like n^-1/2, the output's is flat."""
     slopes = width_slopes("ntk", "gd", 0.05)
     assert np.all((-0.7 <= slopes[:2]) & (slopes[:2] <= -0.3)), slopes
     assert abs(slopes[2]) <= 0.15, slopes
@@ -69,7 +69,7 @@ def test_coordinate_check_ntk_hidden_changes_shrink_like_n_to_minus_half():
 
 @pytest.mark.parametrize("optimizer,lr", [("gd", 0.05), ("adam", 1e-3)])
 def test_coordinate_check_standard_blows_up_at_the_same_lr(optimizer, lr):
-    """Spec COORD-1: SP at muP's base learning rate (they coincide at the base width 64)."""
+    """COORD-1: SP at muP's base learning rate (they coincide at the base width 64)."""
     slopes = width_slopes("standard", optimizer, lr)
     assert slopes[1] >= 0.3 or slopes[2] >= 0.3, slopes
 

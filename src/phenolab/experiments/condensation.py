@@ -1,9 +1,9 @@
 """Condensation: at small initialization the input weights of a two-layer ReLU net gather at a few
 orientations; at large initialization they stay spread out.
 
-Luo et al. (2021), arXiv:2007.07497, and the group's condensation notebook (spec section 8a):
+Luo et al. (2021), arXiv:2007.07497, and the group's condensation notebook (docs/specs/condensation.md):
 1-D features of neuron k are the orientation theta_k = sign(b_k) arccos(w_k / ||(w_k, b_k)||) and
-the amplitude A_k = |a_k| ||(w_k, b_k)||. The check (proposed in the spec, not calibrated there):
+the amplitude A_k = |a_k| ||(w_k, b_k)||. The check COND-1 (a protocol choice, not piloted):
 after training, the top 4 orientation bins of width 0.05 rad hold >= 90 % of sum_k A_k at
 gamma = 2 (condensed regime), and < 30 % at gamma = 0.5 (linear regime); gamma' = 0, width 100,
 the phase diagram's 4-point data and training rule.
@@ -28,7 +28,7 @@ SOURCE = "arXiv:2007.07497 (condensed regime; feature scatter of the group's not
 
 
 class CondensationCheck(Spec):
-    """Spec section 8a, 'Also check the condensed picture' [proposed, not calibrated]."""
+    """Check COND-1 of docs/specs/condensation.md (a protocol choice, not piloted)."""
 
     bins: int = 4
     bin_width: float = 0.05  # rad

@@ -4,10 +4,10 @@ with the same output and gains saddle directions; a wide net's training plateaus
 Zhang, Zhang, Luo, Xu, arXiv:2105.14573 (Fig. 1(a): plateaus of a width-500 tanh net); Zhang, Li,
 Zhang, Luo, Xu, arXiv:2111.15527 (irreversibility of the Hessian inertia under embedding); Zhang,
 Zhang, Luo, arXiv:2405.17501 (critical embedding and reduction, saddle branches). Setup and
-checks: specs_xu_part1.md section 6.
+checks EMB-1 to EMB-6: docs/specs/embedding-principle.md.
 
 Data: d = 2, n = 30 inputs x ~ N(0, I) drawn by numpy's ``default_rng(data_seed)`` (seed 0
-reproduces the spec's calibrated narrow loss 3.1345e-2 to all printed digits), target
+reproduces the pilot's narrow loss 3.1345e-2 to all printed digits), target
 y = tanh(1.5 x1 + 0.3 x2) - tanh(-0.4 x1 + 1.2 x2) (two neurons), two-layer tanh nets without
 biases (standard parametrization, so raw weights are the effective (w, a)), loss
 L = (1/2n) sum_i e_i^2 (half phenolab's ``mse``).
@@ -16,7 +16,7 @@ L = (1/2n) sum_i e_i^2 (half phenolab's ``mse``).
 (gtol 1e-13), polished by Newton steps on the dense Hessian; its splitting embeddings T_delta
 into width 2 and its null embedding (`phenolab.models.embedding`). At every point: loss, gradient
 norm, outputs on fresh inputs, and the Hessian spectrum, exact (autograd, `hessian_matrix`) and
-by the spec's central differences of the gradient (step ``fd_step``; reported, not judged). The
+by the protocol's central differences of the gradient (step ``fd_step``; reported, not judged). The
 predicted curvatures come from `phenolab.probes.embedding` (min_v lambda_split(delta, v) and the
 null block's +-||g||).
 
@@ -58,7 +58,7 @@ from phenolab.train.seeding import generator
 SOURCE = ("arXiv:2105.14573 (Fig. 1(a), loss plateaus of a wide tanh net), arXiv:2111.15527 (irreversibility), "
           "arXiv:2405.17501 (critical embedding, saddle branches)")
 
-# the spec's calibration (section 6), printed beside the measured numbers
+# the pilot (docs/specs/embedding-principle.md), printed beside the measured numbers
 PAPER_NARROW = "loss 3.1345e-2, eigenvalues 0.0113, 0.873, 3.26"
 PAPER_SADDLE = {0.5: (-0.1445, -0.144), 0.25: (-0.0867, -0.0878), -0.5: (-0.00214, -0.00224),
                 1.5: (-0.00214, -0.00224)}  # delta: (predicted, measured)
@@ -68,7 +68,7 @@ PAPER_PLATEAU = "0.036-0.037 vs 0.0313"
 
 # ----------------------------------------------------------------------------------- config
 class EmbeddingCheck(Spec):
-    """Spec section 6, checks 1-6 (thresholds of the spec; the reach tolerances are phenolab's)."""
+    """Checks EMB-1 to EMB-6 (check N = EMB-N; the reach tolerances are phenolab's)."""
 
     grad_max: PosFloat = 1e-10  # checks 1, 2: ||grad L|| at the narrow and every embedded point
     loss_rtol: PosFloat = 1e-12  # check 2: |L_embedded - L_narrow| / L_narrow
@@ -86,7 +86,7 @@ class EmbeddingConfig(MeasureSpec):
     experiment: str = "embedding-principle"
     seeds: list[int] = Field(default_factory=lambda: [0, 1, 2, 3], min_length=1)  # dynamics (B)
     n: PosInt = 30
-    data_seed: int = 0  # numpy default_rng(data_seed).normal(size=(n, 2)): 0 is the spec's data
+    data_seed: int = 0  # numpy default_rng(data_seed).normal(size=(n, 2)): 0 is the pilot's data
     # (A) static
     restarts: PosInt = 20
     restart_seed: int = 0
@@ -126,7 +126,7 @@ PRESETS = {
 
 # ----------------------------------------------------------------------------------- shared maths
 def make_data(n: int, data_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The spec's data: x (n, 2) from numpy default_rng(data_seed), y (n, 1), float64."""
+    """The protocol's data: x (n, 2) from numpy default_rng(data_seed), y (n, 1), float64."""
     x = torch.from_numpy(np.random.default_rng(data_seed).normal(size=(n, 2)))
     y = torch.tanh(1.5 * x[:, 0] + 0.3 * x[:, 1]) - torch.tanh(-0.4 * x[:, 0] + 1.2 * x[:, 1])
     return x, y[:, None]
@@ -145,7 +145,7 @@ def hessian(model, x, y) -> np.ndarray:
 
 
 def fd_hessian(model, x, y, h: float) -> np.ndarray:
-    """The spec's Hessian: central differences of the analytic gradient with step h, symmetrized."""
+    """The protocol's Hessian: central differences of the analytic gradient with step h, symmetrized."""
     theta = flat_parameters(model)
     cols = []
     for i in range(len(theta)):

@@ -4,7 +4,7 @@ Xu, Zhang, Xiao (2018), arXiv:1807.01251, and Xu et al. (2019), arXiv:1901.06523
 error of each spectral peak of the target, Delta_F(k) = |h^(k) - y^(k)| / |y^(k)|, falls below a
 threshold in order of frequency, although the highest frequency has the largest amplitude.
 Canonical setting (the group's `f_principle.py`): 101 points on [-5, 5], tanh net with hidden
-widths 200-200-200-100, Adam lr 2e-4, full batch, 3000 epochs.
+widths 200-200-200-100, Adam lr 2e-4, full batch, 3000 epochs. Check FP-1: docs/specs/frequency-principle.md.
 """
 
 from __future__ import annotations
@@ -23,16 +23,16 @@ from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots
 
 SOURCE = "arXiv:1807.01251 (Fig. 1, peak heat map); arXiv:1901.06523"
-STRICT_BELOW = 0.05  # the spec's stricter form (lowest below 0.05 at least 5x earlier), reported, not judged
+STRICT_BELOW = 0.05  # FP-1's stricter form (lowest below 0.05 at least 5x earlier), reported, not judged
 
 
 class FPrincipleCheck(Spec):
-    """Verdict thresholds (spec, section 1: 'Pass/fail checks, 1-D')."""
+    """Verdict thresholds: check FP-1 of docs/specs/frequency-principle.md."""
 
     converged_below: float = 0.1  # a peak has converged once Delta_F < this
-    min_ratio: float = 3.0  # t_highest >= min_ratio * t_lowest [spec: guess on the factor 3]
+    min_ratio: float = 3.0  # t_highest >= min_ratio * t_lowest [the factor 3 is a guess]
     high_error_at_low: float = 0.5  # Delta_F(highest) still above this when the lowest converges
-    min_seeds: int = 2  # seeds that must pass (the spec's 2 of 3 convention)
+    min_seeds: int = 2  # seeds that must pass (the 2 of 3 convention, docs/specs/README.md)
 
 
 class FPrincipleConfig(ExperimentSpec):

@@ -4,7 +4,7 @@ Xu et al. (2019), arXiv:1901.06523 (filtering method; the group's `filter_gd.py`
 target and the output on the training inputs into a low-frequency part y_low = K y, with K the
 row-normalised Gaussian kernel exp(-||x_i - x_j||^2 / (2 s)), and the rest y_high = y - y_low;
 the relative error of the low part, e_low, falls before that of the high part, e_high.
-The paper uses CIFAR-10 and a CNN; the spec's CPU version uses the bundled digits
+The paper uses CIFAR-10 and a CNN; the CPU protocol (docs/specs/frequency-principle.md) uses digits
 (1000 training images), an MLP 64-256-256-10 with ReLU, MSE on one-hot labels, Adam 1e-3.
 """
 
@@ -28,7 +28,7 @@ SOURCE = "arXiv:1901.06523 (filtering method, hot_<s> maps); spec CPU version on
 
 
 class FilterCheck(Spec):
-    """Verdict thresholds (spec, section 1: 'Pass/fail checks, Filter')."""
+    """Verdict thresholds: check FP-2 of docs/specs/frequency-principle.md."""
 
     after_step: int = 10  # compare e_low and e_high on the logged steps after this one
     min_fraction_low_below_high: float = 0.9

@@ -3,19 +3,19 @@
 Sagun, Evci, Guney, Dauphin, Bottou (2017), arXiv:1706.04454: for over-parametrized networks
 the spectrum of the training-loss Hessian is a bulk concentrated near zero plus a few outliers;
 adding parameters (width) scales the bulk, the data (e.g. the number of classes) move the
-outliers. "About k outliers for k classes" is the common reading (recalled in the spec, not
-read), kept here as a reported, non-blocking number.
+outliers. "About k outliers for k classes" is the common reading (recalled; the paper's experiments were
+not read), kept here as a reported, non-blocking number.
 
-Setting (spec section 6, proposed): Gaussian mixture d = 10, k in {2, 4, 8} classes (centres
+Setting (docs/specs/hessian-outliers.md, a protocol choice): Gaussian mixture d = 10, k in {2, 4, 8} classes (centres
 N(0, 1.5^2 I), points N(centre, I)), n = 1000; MLP 10-16-16-k ReLU, softmax cross-entropy,
 full-batch GD lr 0.1 for 2000 steps; the same with doubled hidden widths (32). The full
 Hessian (float64, from n HVPs on the basis vectors; the probe's ``spectrum=True``) at the last
 step. Checks HESS-1 (bulk: |lambda| <= 0.01 lambda_max for >= 90 % of the eigenvalues) and
-HESS-2 (provisional in the spec; outliers are eigenvalues > 0.05 lambda_max: their mean count
+HESS-2 (provisional; outliers are eigenvalues > 0.05 lambda_max: their mean count
 is non-decreasing in k, moves by <= 1 when the width doubles, while the near-zero eigenvalues
 grow by >= 50 % of the added parameters).
 
-Finding (full preset = the spec's setting): HESS-1 holds (bulk fraction >= 0.92), the outlier
+Finding (full preset = the protocol's setting): HESS-1 holds (bulk fraction >= 0.92), the outlier
 count rises with k and the near-zero count grows by 0.99 of the added parameters, but the count
 moves by 2.33 (k = 8) when the width doubles, so the provisional HESS-2 fails there; the quick
 preset (half the steps) sits exactly at its limit (1.0). Counts are also well above k (k = 4: 8).
@@ -43,7 +43,7 @@ PILOT = ("spec pilot (k in 2, 3, 5, 8; 2 seeds): bulk fraction 0.95-0.996; outli
 
 
 class HessianCheck(Spec):
-    """Spec section 6: HESS-1 and the provisional HESS-2."""
+    """docs/specs/hessian-outliers.md: HESS-1 and the provisional HESS-2."""
 
     bulk_rel: float = 0.01  # near zero: |lambda| <= bulk_rel * lambda_max
     min_bulk_fraction: float = 0.9  # HESS-1, every run
@@ -95,10 +95,10 @@ def param_count(model: MLPSpec, input_dim: int, classes: int, factor: int = 1) -
 
 
 PRESETS = {
-    # the spec's setting cut to 2 seeds (of 3) and 1000 GD steps (of 2000), to stay under a minute
+    # the protocol's setting cut to 2 seeds (of 3) and 1000 GD steps (of 2000), to stay under a minute
     # on 2 cores: the dense float64 Hessians of the width-32 nets (~1600 HVPs each, at step 0 and
     # at the last step) are two thirds of the time, training the rest.
-    # What the spec's provisional width rule gives (max over k of |change of the mean outlier
+    # What HESS-2's provisional width rule gives (max over k of |change of the mean outlier
     # count| when the width doubles; need <= 1): quick 1.0 (at the limit; 3 seeds at 1000 steps:
     # 1.0), 2 seeds at 2000 steps 3.0, full 2.33 (FAIL). The relative spectra decay smoothly through
     # the 0.05 cut (no gap after the top few eigenvalues), and the wider nets put more eigenvalues
@@ -107,7 +107,7 @@ PRESETS = {
     # Hessians. Measured on one thread of a busy 2-core machine: ~66 s CPU with it, ~45 s without.
     "quick": {"seeds": [0, 1], "train": {"steps": 1000},
               "probes": [{"name": "hessian", "start": 1, "options": {"spectrum": True, "loss": "cross_entropy"}}]},
-    "full": {},  # the spec's setting: 3 seeds, 2000 steps
+    "full": {},  # the protocol's setting: 3 seeds, 2000 steps
 }
 
 

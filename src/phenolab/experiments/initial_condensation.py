@@ -2,7 +2,7 @@
 more than 2p orientations, p the multiplicity of the activation at the origin.
 
 Zhou, Zhou, Luo, Zhang, Xu (2022), arXiv:2105.11686 (NeurIPS 2022): tanh (p = 1) gives at most
-2 directions (one line, +-), x tanh x (p = 2) at most 4. The group's setting (spec section 8b,
+2 directions (one line, +-), x tanh x (p = 2) at most 4. The group's setting (docs/specs/condensation.md,
 `initial_condense.ipynb`): two-layer net, bias on the hidden layer only, d = 5, m = 50, target
 sum_k 3.5 sin(5 x_k + 1) on [-4, 2]^5, 80 training points, every weight with std m^-4, Adam lr
 1e-3, measured after 100 steps. Directions are greedy clusters of u_k = (w_k, b_k) with signed
@@ -29,11 +29,11 @@ SOURCE = "arXiv:2105.11686 (Zhou et al. 2022, cosine-similarity heat maps, tanh 
 
 
 class InitialCheck(Spec):
-    """Spec section 8b pass/fail checks 1-3 (calibrated there on 5 seeds)."""
+    """Checks IC-1 to IC-3 of docs/specs/condensation.md (piloted on 5 seeds)."""
 
     tanh_max_big_clusters: float = 2  # = 2p for tanh
     min_singular_energy: float = 0.9
-    xtanh_max_big_clusters: float = 5  # bound 2p = 4; the spec's greedy clustering over-counts slightly
+    xtanh_max_big_clusters: float = 5  # bound 2p = 4; the greedy clustering over-counts slightly
     large_init_max_pair_fraction: float = 0.05
     large_init_min_singletons: float = 40
 

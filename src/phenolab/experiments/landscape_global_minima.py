@@ -3,14 +3,14 @@ training lands in Q* once the sample size reaches the rank of the branch it star
 nearby non-generalizing minimum below it.
 
 Zhang, Zhang & Luo, "Geometry and Local Recovery of Global Minima of Two-layer Neural Networks at
-Overparameterization", arXiv:2309.00508 (figure not identified). Setup and checks:
-specs_xu_part1.md section 5 (d = 3, width m = 4, target tanh(w* . x) with |w*| = 1, x ~ N(0, I)).
+Overparameterization", arXiv:2309.00508 (figure not identified). Setup and checks LGM-1 to LGM-4:
+docs/specs/recovery.md (d = 3, width m = 4, target tanh(w* . x) with |w*| = 1, x ~ N(0, I)).
 Branch B1 of Q*: one neuron equals the target, the others have a = 0 and free w; its Jacobian
 rank, and codimension, is d + m = 7, so for n >= d + m the interpolating set near B1 *is* Q*.
 Each run starts at a random point of B1 moved by N(0, eps^2) in every parameter, trains by
-full-batch GD and is polished by Gauss-Newton (the spec: "finish with L-BFGS to reach loss
-about 1e-20") before its relative test error is measured on 2000 fresh points. The spec's
-calibration used GD alone (30k steps), whose slow convergence blurred the transition (exact
+full-batch GD and is polished by Gauss-Newton (the protocol: "finish with L-BFGS to reach loss
+about 1e-20") before its relative test error is measured on 2000 fresh points. The
+pilot used GD alone (30k steps), whose slow convergence blurred the transition (exact
 fractions 0.29, 0.25, 0.58, 0.83, 0.96 at n = 7, 8, 10, 13, 16); with polishing it is sharp.
 """
 
@@ -32,7 +32,7 @@ SOURCE = "arXiv:2309.00508 (local recovery near the global minima; spec section 
 
 
 class LandscapeCheck(Spec):
-    """Spec section 5, checks 1-4 (branch B1, threshold d + m), and phenolab's check at n = d + m."""
+    """Checks LGM-1 to LGM-4 (check N = LGM-N; branch B1, threshold d + m), and phenolab's check at n = d + m."""
 
     exact_error: PosFloat = 1e-9  # a run is "exact" when e_test < this
     below_min_median: PosFloat = 1e-7  # check 1: n < d + m

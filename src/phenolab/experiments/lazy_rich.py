@@ -3,8 +3,8 @@ transition from the lazy fit to feature learning.
 
 Kumar, Bordelon, Gershman, Pehlevan (2023), "Grokking as the transition from lazy to rich training
 dynamics", arXiv:2310.06110 (section 5, Figs. 1, 3a, 4, 7, 9; App. 8.1), and Chizat, Oyallon, Bach
-(2019), "On lazy training in differentiable programming", arXiv:1812.07956. Spec:
-specs_ntk_nonlinearity.md section 3 and its numpy pilot.
+(2019), "On lazy training in differentiable programming", arXiv:1812.07956. Protocol,
+checks and numpy pilot: docs/specs/lazy-rich.md.
 
 Model (the committee machine): f(x) = (alpha/N) sum_{i=1}^N phi(w_i . x), phi(h) = h + (eps/2) h^2,
 readouts fixed to 1, trained as the centred predictor f(x; theta) - f(x; theta_0). Task:
@@ -17,9 +17,9 @@ In phenolab's terms (every run is a RunSpec; the plan sets the per-run fields):
   ``fixed_readout = 1``, ``centered = true``, ``parametrization = standard`` with ``init.std = 1``
   (w_i ~ N(0, I_D)), and ``output_scale = alpha / N`` (the plan's, per alpha);
 * data: ``quadratic_teacher`` (``input_dim = D``, ``n_train = P``, ``n_test`` held-out points);
-* train: full-batch GD with ``lr = eta0 N / (2 alpha^2)``: the spec's eta = eta0 N / alpha^2 on its
+* train: full-batch GD with ``lr = eta0 N / (2 alpha^2)``: the protocol's eta = eta0 N / alpha^2 on its
   loss (1/2P) sum (f - y)^2, halved because phenolab's MSE has no 1/2 (its gradient is twice the
-  spec's). The numpy pilot's table is reproduced with this reading: its t_tr, t_te and final test
+  protocol's). The numpy pilot's table is reproduced with this reading: its t_tr, t_te and final test
   losses match runs whose *reported* test loss is mean (f - y)^2 (no 1/2) and whose gradient is
   that of the (1/2P) loss (checked against a re-implementation of the pilot, several seeds).
   Time is reported as tau = eta0 * step, the pilot's step count (it used eta0 = 1): in the gradient-
@@ -34,7 +34,7 @@ test MSE of ridgeless regression with the NTK at initialization: the lazy baseli
 
 Checks (per alpha, on the seed mean of the normalized curves test(t)/test(0), train(t)/train(0)):
 
-* GROK-1 (the spec's five parts): t_tr = first tau with train loss < 0.1 x initial, t_te = first
+* GROK-1 (five parts): t_tr = first tau with train loss < 0.1 x initial, t_te = first
   tau with test loss < 0.5 x initial, delay = t_te - t_tr strictly increasing in alpha;
   delay(alpha_max) >= 4 delay(alpha_min); final test loss increasing in alpha; max_t test >= 1.1 x
   initial at every alpha >= 2; final test at alpha_min < 0.5 x the initial-NTK kernel-regression
@@ -44,7 +44,7 @@ Checks (per alpha, on the seed mean of the normalized curves test(t)/test(0), tr
       L = (1/4) (|beta|^2/D - (alpha eps/D) tr M)^2 + (1/(2D^2)) ||alpha eps M - beta beta^T||_F^2
           + (alpha^2/D) |wbar|^2,
 
-  against the Monte-Carlo test MSE on ``fresh_points`` fresh inputs (spec: 10k) at the
+  against the Monte-Carlo test MSE on ``fresh_points`` fresh inputs (protocol: 10k) at the
   ``weight_moments`` / ``fresh_loss`` checkpoints (5: steps 0, T/4, ..., T), every run: the largest
   relative deviation <= 5 %. (The Monte-Carlo estimate has its own error, reported beside it: at
   initialization (f - y)^2 = y^2 is a scaled chi^2_1 squared, relative standard error ~
@@ -52,7 +52,7 @@ Checks (per alpha, on the seed mean of the normalized curves test(t)/test(0), tr
 * GROK-3: CKA_final / CKA_init >= 1.5 at every alpha <= 1, and CKA_final(alpha_min) > CKA_final(alpha_max).
 * Lazy training (Chizat et al.): the relative kernel distance ||K_T - K_0||_F / ||K_0||_F at the end
   of training decreases strictly as alpha grows; its log-log slope against alpha (lazy theory: the
-  weights move O(1/alpha), so ~ -1) must be <= -0.5 (phenolab's bound, not the spec's).
+  weights move O(1/alpha), so ~ -1) must be <= -0.5 (phenolab's bound, not the protocol's).
 * Misalignment (the paper's second knob): at alpha = ``misalignment_alpha`` the activation's eps is
   varied (``misalignment_eps``, default 0.1, 0.2, 0.4). The initial NTK is K_0 = x.x' + eps^2 (x.x')^2
   (infinite N), whose only quadratic part, the one that can fit y, is weighted by eps^2: a lower eps
@@ -60,15 +60,15 @@ Checks (per alpha, on the seed mean of the normalized curves test(t)/test(0), tr
   delay. Pass: the initial CKA increases strictly with eps and the delay t_te - t_tr decreases
   strictly with eps. Lower eps slows all of training: t_tr grows as well, and in the pilot's setting
   the ratio t_te / t_tr even grows with eps (full preset: 1.55, 1.76, 2.36 at eps 0.1, 0.2, 0.4),
-  so the check is on the absolute delay, as the spec words it; t_te / t_tr and the size of the
+  so the check is on the absolute delay, as the paper words it; t_te / t_tr and the size of the
   memorize-first bump (larger at lower eps) are reported beside it.
 
-Presets: ``quick`` is the spec's short variant (alpha in {0.5, 1, 2}, tau up to 12000) at the spec's
+Presets: ``quick`` is the protocol's short variant (alpha in {0.5, 1, 2}, tau up to 12000) at its
 sizes with eta0 = 8 (1500 steps) and two seeds; ``full`` is the pilot (alpha in {0.5, 1, 2, 4},
 eta0 = 1, 20000 steps) with five seeds and 40k fresh points for GROK-2.
 
 Seeds: each seed draws its own beta, data and weights (``data.seed`` unset); the realization
-matters a lot in this Goldilocks regime (P = 4 D, P << D^2 / (2 eps)): at the spec's sizes the
+matters a lot in this Goldilocks regime (P = 4 D, P << D^2 / (2 eps)): at the protocol's sizes the
 test loss at alpha = 4 reaches 0.5 x its initial value anywhere between ~3k and >20k steps
 depending on the draw, so the checks use seed means of the curves.
 """
@@ -96,7 +96,7 @@ from phenolab.tasks import make_task
 SOURCE = ("arXiv:2310.06110 (Kumar et al. 2023, grokking as lazy -> rich: committee machine, Figs. 1, 3a, 4, 7; "
           "App. 8.1); arXiv:1812.07956 (Chizat et al. 2019, lazy training and the output scale alpha)")
 
-# the spec's numpy pilot (D = 50, N = 200, P = 200, eps = 0.2, eta0 = 1, 20000 steps; test loss at init 0.477)
+# the numpy pilot (D = 50, N = 200, P = 200, eps = 0.2, eta0 = 1, 20000 steps; test loss at init 0.477)
 PILOT = {
     0.5: {"t_tr": 400, "t_te": 900, "delay": 500, "max_test": 0.541, "final_test": 0.058},
     1.0: {"t_tr": 600, "t_te": 1700, "delay": 1100, "max_test": 0.560, "final_test": 0.102},
@@ -109,7 +109,7 @@ PILOT_CKA = {"init": 0.023, 0.5: 0.114, 1.0: 0.063, 4.0: 0.030}  # after 8000 st
 
 
 class LazyRichCheck(Spec):
-    """The spec's GROK-1/2/3 thresholds and phenolab's bounds for the lazy-training and misalignment parts."""
+    """GROK-1/2/3 thresholds and phenolab's bounds for the lazy-training and misalignment parts."""
 
     train_drop: PosFloat = 0.1  # t_tr: train loss < train_drop x initial
     test_drop: PosFloat = 0.5  # t_te: test loss < test_drop x initial
@@ -128,7 +128,7 @@ def _probe_every(probes: list[ProbeSpec], name: str) -> int | None:
 
 
 class LazyRichConfig(ExperimentSpec):
-    """The spec's pilot. Per run the plan sets ``model.output_scale = alpha / N``, ``train.lr =
+    """The pilot's protocol. Per run the plan sets ``model.output_scale = alpha / N``, ``train.lr =
     eta0 N / (2 alpha^2)`` and, for the misalignment runs, ``model.activation_param = eps``; the
     alpha sweep uses ``model.activation_param`` as its eps."""
 
@@ -189,7 +189,7 @@ class LazyRichConfig(ExperimentSpec):
 
 
 PRESETS = {
-    # the spec's short variant ("alpha in {0.5, 1, 2} with 12k steps if time is short") at its sizes, two
+    # the protocol's short variant ("alpha in {0.5, 1, 2} with 12k steps if time is short") at its sizes, two
     # seeds; 8x the learning rate for 1/8 of the steps (tau = eta0 * step runs to 12000): in a numpy
     # re-implementation of the pilot (3 draws, alpha 0.5 and 4) eta0 = 8 against eta0 = 1 moved t_tr by <= 6 %,
     # t_te by about one probe interval, the bump by <= 0.03 and the final test loss by < 2 %. Test curve on
@@ -202,8 +202,8 @@ PRESETS = {
                          {"name": "ntk_heldout", "every": 375, "options": {"points": 400}},
                          {"name": "ntk_change", "every": 375, "options": {"points": 200}},
                          {"name": "ntk_regression", "every": 10**9, "options": {"points": 1000}}]},
-    # the spec's pilot: eta0 = 1, 20000 steps, P_test = 2000, 5 seeds. GROK-2 on 40k fresh points instead
-    # of the spec's 10k: at initialization (f - y)^2 = y^2 and the Monte-Carlo mean of 10k points has a
+    # the pilot's protocol: eta0 = 1, 20000 steps, P_test = 2000, 5 seeds. GROK-2 on 40k fresh points instead
+    # of the protocol's 10k: at initialization (f - y)^2 = y^2 and the Monte-Carlo mean of 10k points has a
     # relative standard error of ~3.4 %, so 5 seeds would exceed 5 % with probability ~1/2 by noise alone;
     # with 40k (1.7 %) a deviation above 5 % means the identity fails
     "full": {"seeds": [0, 1, 2, 3, 4],
@@ -221,7 +221,7 @@ def label(alpha: float, eps: float, seed: int) -> str:
 
 
 def run_lr(cfg: LazyRichConfig, alpha: float) -> float:
-    """phenolab's ``train.lr`` = eta0 N / (2 alpha^2): the spec's eta0 N / alpha^2, halved for the MSE without 1/2."""
+    """phenolab's ``train.lr`` = eta0 N / (2 alpha^2): the pilot's eta0 N / alpha^2, halved for the MSE without 1/2."""
     return cfg.eta0 * cfg.model.hidden_widths[0] / (2.0 * alpha**2)
 
 

@@ -5,7 +5,7 @@ sample exactly when n >= that rank.
 
 Zhang, Zhang, Zhang & Bai, "Local Linear Recovery Guarantee of Deep Neural Networks at
 Overparameterization" (JMLR 26(69), 2025; arXiv:2406.18035; tables/figures of optimistic sample
-sizes vs architecture, numbers not verified). Setup and checks: specs_xu_part1.md section 2, a
+sizes vs architecture, numbers not verified). Setup and checks LLR-1 to LLR-4: docs/specs/recovery.md, a
 numerical theorem check without training.
 
 At a parameter point theta* with f_theta* = f*, f* is locally linearly recoverable (LLR) from
@@ -156,8 +156,8 @@ def rank_and_llr(params: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------- config
 class LLRCheck(Spec):
-    """Spec section 2, checks 1-4; ranks are compared exactly. Two thresholds are proposals of
-    this module (the spec gives none): "r << M" is read as r <= deep_fraction_max M, and a rank
+    """Checks LLR-1 to LLR-4 (check N = LLR-N); ranks are compared exactly. Two thresholds are proposals of
+    this module (the protocol gives none): "r << M" is read as r <= deep_fraction_max M, and a rank
     counts as clear when its gap is >= min_log10_gap decades (calibration: >= 5)."""
 
     deep_fraction_max: float = Field(default=0.5, gt=0, le=1)

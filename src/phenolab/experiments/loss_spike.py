@@ -8,7 +8,7 @@ exponentially along the top eigendirection until training escapes to a flatter r
 deviation along the first eigendirection is dominated by low frequencies, which the network
 re-learns fast (F-Principle), so the descent is rapid. Spikes facilitate condensation.
 
-Setting (spec ``specs_xu_part2.md`` section 8, the proposed CPU version; the paper's exact
+Setting (docs/specs/loss-spike.md, a CPU protocol; the paper's exact
 settings were not found): 20 evenly spaced points on [-1, 1], y = sin(pi x) + 0.5 sin(3 pi x);
 two-layer tanh net of width 100 with input weights and biases (no output bias), NTK-style:
 f(x) = (1/sqrt(m)) sum_k a_k tanh(w_k x + b_k), raw a, w, b ~ N(0, 1) (phenolab's ``ntk``);
@@ -37,12 +37,12 @@ Measurements (all from stored data of the run; probes ``hessian`` (k=1, ``vector
   (w_k, b_k) of the top 50 % of neurons by amplitude |a_k| ||(w_k, b_k)||, at t_o and at
   t_e + 500, in the run and in a control run with eta / 4 (same steps, no spike expected).
 
-Verdict: the spec's pass/fail checks, all marked [guess] in the spec, judged on every detected
+Verdict: SPIKE-1 to SPIKE-4 (docs/specs/loss-spike.md; unpiloted guesses), judged on every detected
 spike of the chosen run (the worst spike is shown).
 
 Measured (seed 0; quick: 1 spike, full: 3 spikes at c = 0.8, none at 0.5 or 0.25): lambda_max(t_o)
 is 1.01-1.02 x 2/eta and lambda_max(t_e) 0.98-0.99 x 2/eta, rho_SLAS = -1, rho_LF(top) = 0.9997 >
-rho_LF(non-top) = 0.955-0.996; but the condensation gain is ~1e-4 (the spec wants +0.05): at width
+rho_LF(non-top) = 0.955-0.996; but the condensation gain is ~1e-4 (SPIKE-4 wants +0.05): at width
 100 this NTK-style net is nearly lazy and a spike rotates no neuron by more than ~2.5 degrees, so
 that check fails. (Not judged: with the mean of the change removed, rho_LF(top) is 0.96-0.97 and
 not always above the non-top share; at width 20 the first spike raises the mean |cos| by ~0.03-0.07.
@@ -96,13 +96,13 @@ class Spike:
 
 
 def detect_spikes(steps: np.ndarray, loss: np.ndarray, factor: float = 10.0) -> list[Spike]:
-    """Loss spikes by the spec's rule (arXiv:2305.12133, spec section 8).
+    """Loss spikes by the rule of docs/specs/loss-spike.md (arXiv:2305.12133).
 
     A run of increases L(s_i) < L(s_{i+1}) < ... < L(s_j) starting at the onset t_o = s_i and
     ending at the peak t_p = s_j is a spike when L(t_p) >= factor * L(t_o); its end t_e is the
     first step after t_p with L < L(t_o) (None if the loss never gets there). The search for the
     next onset continues from the peak, so spikes are ordered and do not overlap in their ascents.
-    A decrease inside an ascent ends the run there (the spec's strict "run of increases").
+    A decrease inside an ascent ends the run there (the protocol's strict "run of increases").
     `steps` and `loss` are aligned 1-D arrays in step order; NaN losses never count as increases.
     """
     steps = np.asarray(steps, dtype=np.int64).ravel()
@@ -154,7 +154,7 @@ def low_frequency_share(values: np.ndarray, fraction: float = 0.05) -> float:
 
 def top_neuron_alignment(u: np.ndarray, amplitude: np.ndarray, fraction: float = 0.5) -> float:
     """Mean pairwise |cos(u_k, u_l)| over the neurons k < l among the ceil(fraction m) of largest
-    amplitude (spec section 8: the input vectors u_k = (w_k, b_k), amplitude |a_k| ||u_k||).
+    amplitude (docs/specs/loss-spike.md: the input vectors u_k = (w_k, b_k), amplitude |a_k| ||u_k||).
 
     Random directions in the plane give 2/pi ~ 0.64 on average; 1 when they all lie on one line
     (condensed, arXiv:2105.11686). NaN with fewer than two neurons selected.
@@ -178,7 +178,7 @@ def nearest_index(steps: np.ndarray, step: float) -> int:
 
 # ------------------------------------------------------------------------------------ config
 class LossSpikeCheck(Spec):
-    """The spec's pass/fail thresholds (section 8, all marked [guess] there)."""
+    """SPIKE-1 to SPIKE-4 thresholds (docs/specs/loss-spike.md, all unpiloted guesses)."""
 
     onset_ratio: float = 0.95  # lambda_max(t_o) >= onset_ratio * 2/eta
     end_ratio: float = 1.0  # lambda_max(t_e) < end_ratio * 2/eta
@@ -191,7 +191,7 @@ OneD = Annotated[Union[SinesData, ExpressionData], Field(discriminator="kind")]
 
 
 class LossSpikeConfig(ExperimentSpec):
-    """The spec's proposed CPU setting. ``train.lr`` is not used: the plan sets each run's
+    """The CPU protocol of docs/specs/loss-spike.md. ``train.lr`` is not used: the plan sets each run's
     learning rate to c 2 / lambda_max(theta_0) (control runs: that over ``control_divisor``)."""
 
     experiment: str = "loss-spike"
@@ -240,12 +240,12 @@ class LossSpikeConfig(ExperimentSpec):
 
 
 PRESETS = {
-    # c = 0.8 only (the spec's first c, which spikes for seed 0) and 10k steps: seed 0's first spike
+    # c = 0.8 only (the protocol's first c, which spikes for seed 0) and 10k steps: seed 0's first spike
     # starts at step ~8.8k and ends ~9.1k, so t_e + 500 fits. Two runs (c = 0.8 and its eta/4 control);
     # the Hessian probe (~8 HVPs every 10 steps) is half the time. Measured on one torch thread of a
     # busy 2-core machine: 21-27 s CPU, 42-54 s wall
     "quick": {"cs": [0.8], "train": {"steps": 10000}},
-    # the spec's sizes: 20k steps, c in {0.8, 0.5, 0.25} (the first that spikes is studied), six runs;
+    # the protocol's sizes: 20k steps, c in {0.8, 0.5, 0.25} (the first that spikes is studied), six runs;
     # 89 s CPU on one thread
     "full": {},
 }

@@ -3,12 +3,12 @@ and the minimum-nuclear-norm completion, and training climbs a hierarchy of rank
 
 Bai, Zhao & Zhang, "Connectivity Shapes Implicit Regularization in Matrix Factorization Models for
 Matrix Completion", NeurIPS 2024, arXiv:2405.13721 (Figs. 1, 3, 4); the model rank 2dr - r^2 and the
-random-mask transition from Zhang et al., arXiv:2211.11623 (section 4). Setup and checks:
-specs_xu_part1.md sections 4 and 7: W = A B with A, B in R^{4x4} (full width), loss (1/2) sum of the
+random-mask transition from Zhang et al., arXiv:2211.11623 (section 4). Setup and checks MC-1 to MC-4, MR-1 to MR-4:
+docs/specs/matrix-completion.md: W = A B with A, B in R^{4x4} (full width), loss (1/2) sum of the
 squared errors on the observed entries, full-batch GD lr 0.05, 40k steps, float64
 (`phenolab.train.factorization.train_factorizations`, all runs of a measurement batched).
 
-Target selection, stated because the spec's star-mask threshold needs it (check 1): a Gaussian
+Target selection, stated because the star-mask threshold needs it (check 1 = MC-1): a Gaussian
 rank-1 target M* = u v^T is used for the star mask only when gamma = ||M*||_* / min ||X||_* <= 1.1
 (min over completions agreeing with M* on the mask, by `min_nuclear_norm_completion`), a property of
 the target and mask computed before any training: a weak hub (small M*_00) makes the rank-1 truth far
@@ -19,11 +19,11 @@ with balanced blocks (top singular values of the two observed blocks within a fa
 where the minimum nuclear norm and the minimum rank completions differ visibly; the nuclear-norm claim
 is judged on unselected targets too.
 
-Random masks (check 3) run at init std 1e-12, not the spec's 1e-6: at 1e-6 the connected success at
-r = 1, n = 10 was 0.77 (30/39; spec calibration 0.81, threshold 0.8); of its 10 failures 5 were not
+Random masks (check 3) run at init std 1e-12, not the protocol's 1e-6: at 1e-6 the connected success at
+r = 1, n = 10 was 0.77 (30/39; pilot 0.81, threshold 0.8); of its 10 failures 5 were not
 converged after 40k steps (loss 1e-9 .. 1e-5) and 4 converged to another interpolant with
 gamma = ||M*||_* / min nuclear norm in 1.07 .. 1.85 (the weak-hub effect of check 1); at 1e-12 it is
-0.87. Known failure of the spec's "0 successes among disconnected masks": with Gaussian targets a mask
+0.87. Known failure of MR-3's "0 successes among disconnected masks": with Gaussian targets a mask
 that leaves a row or column unobserved "succeeds" (relative error < 1e-2) when the target is nearly
 zero there (r = 1, n = 7, mask 36: the unobserved column is 0.5% of ||M*||_F, error 0.0049); that
 same mask is the success that is not linearly stable at the truth. It is reported, not hidden.
@@ -66,7 +66,7 @@ CONNECTIVITY = ("connected", "disconnected_complete", "disconnected")
 
 
 class MatrixCompletionCheck(Spec):
-    """Spec section 7, checks 1-4 (section 4, checks 1, 3, 4 for random masks)."""
+    """Checks MC-1 to MC-4 (check N = MC-N; MR-1, MR-3, MR-4 for random masks)."""
 
     star_max_error: PosFloat = 1e-3  # check 1, std small
     star_max_sigma_ratio: PosFloat = 1e-4
@@ -107,7 +107,7 @@ class MatrixCompletionConfig(MeasureSpec):
     ranks: list[PosInt] = [1]
     masks: PosInt = 40
     size_offsets: list[int] = [-1, 0, 3]  # n = 2dr - r^2 + offset, capped at d^2
-    random_std: PosFloat = 1e-12  # the spec's 1e-6 gave 0.77 < 0.8 (r = 1, n = 10, connected); see the docstring
+    random_std: PosFloat = 1e-12  # the protocol's 1e-6 gave 0.77 < 0.8 (r = 1, n = 10, connected); see the docstring
     # check 4: hierarchy
     hierarchy_rank: PosInt = 3
     hierarchy_missing: list[list[int]] = [[0, 0]]

@@ -1,8 +1,8 @@
 """NTK convergence: the empirical NTK of a wide network approaches the analytic infinite-width
 kernel like width^(-1/2), and changes less during training the wider the network.
 
-Jacot, Gabriel, Hongler (2018), arXiv:1806.07572; spec checks NTK-1a and NTK-1b
-(specs_ntk_nonlinearity.md section 1). ReLU network with 3 hidden layers (Jacot's L = 4) in NTK
+Jacot, Gabriel, Hongler (2018), arXiv:1806.07572 (section 6.1, Fig. 1); checks NTK-1a and NTK-1b
+of docs/specs/ntk-convergence.md. ReLU network with 3 hidden layers (Jacot's L = 4) in NTK
 parametrization, raw weights N(0, 1).
 - NTK-1a: on 16 points of the unit circle, the relative Frobenius error ||K_m - Theta||_F /
   ||Theta||_F of the empirical NTK at initialization against `analytic_ntk` (arc-cosine
@@ -37,7 +37,7 @@ SOURCE = "arXiv:1806.07572 (Jacot et al. 2018, Figs. 1-2; limiting kernel recurs
 
 
 class NTKCheck(Spec):
-    """The spec's NTK-1a and NTK-1b pass rules."""
+    """The NTK-1a and NTK-1b pass rules (docs/specs/ntk-convergence.md)."""
 
     max_error: float = 0.08  # relative error at the largest init width
     slope_low: float = -0.70
@@ -69,7 +69,7 @@ class NTKConfig(ExperimentSpec):
 
 
 PRESETS = {
-    # quick: train widths up to 512 (the spec's NTK-1b goes to 1024: see full)
+    # quick: train widths up to 512 (NTK-1b's protocol goes to 1024: see full)
     "quick": {"train_widths": [128, 256, 512]},
     "full": {"seeds": list(range(10)), "init_widths": [64, 256, 1024, 4096], "train_seeds": [0, 1, 2, 3, 4],
              "train_widths": [128, 256, 512, 1024]},

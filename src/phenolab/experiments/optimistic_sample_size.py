@@ -4,8 +4,8 @@ target's model rank, far fewer than its parameters; width is free, connections a
 Zhang, Zhang, Zhang, Bai, Luo & Xu, "Optimistic Estimate Uncovers the Potential of Nonlinear
 Models" (arXiv:2307.08921; "test error vs sample size with the optimistic sizes marked" panels,
 numbers not verified) and "Linear Stability Hypothesis and Rank Stratification for Nonlinear
-Models" (arXiv:2211.11623). Setup and checks: specs_xu_part1.md section 3, checks 1-3, plus the
-matrix-factorization ranks of 3(d).
+Models" (arXiv:2211.11623). Setup and checks OPT-1 to OPT-3, plus the
+matrix-factorization ranks of (d) (OPT-4): docs/specs/recovery.md.
 
 (a) The group's teaching toy (understanding_dl, Optimistic_Estimate): target y = 1 + x_1 + 0 x_2,
     x ~ U[-1, 1]^2. Linear model f = c_0 + c_1 x_1 + c_2 x_2 (init std 1e-12) against a product
@@ -19,9 +19,9 @@ matrix-factorization ranks of 3(d).
 (b) Free in width: a single-neuron target a* tanh(w* . x), d = 3, students of width 1, 4, 16
     (`phenolab.experiments.recovery.recovery_trials`, sigma_0 = 1e-4, GD lr 0.2, tau = 1e-3).
     The model rank at the target is d + 1 = 4 at every width; no width recovers at n <= d; every
-    width >= 4 recovers in half the seeds at some n <= M / 2. Targets as in section 1: the width-1
-    student gets the unbalanced target a* = 2, |w*| = 0.5 (section 1, check 6); wider students
-    the balanced a* = 1, |w*| = 1 of section 1's main setup and of the calibration table. The
+    width >= 4 recovers in half the seeds at some n <= M / 2. Targets as in SNR (same file): the width-1
+    student gets the unbalanced target a* = 2, |w*| = 0.5 (check SNR-6); wider students
+    the balanced a* = 1, |w*| = 1 of the single-neuron protocol and of the OPT-2 pilot. The
     unbalanced target is nearly linear, and a width >= 4 student then lands on non-target
     interpolants with e_test ~ 1e-4 < tau at n = 3 (near-misses: 3/16 at width 4); the full preset
     also runs that case and reports it, unjudged.
@@ -122,7 +122,7 @@ def toy_gradient_descent(u: np.ndarray, phi: np.ndarray, y: np.ndarray, weight: 
 
 
 def toy_trials(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The toy of section 3(a) for one model: every (size, seed) member trained at once.
+    """The toy (a) of docs/specs/recovery.md for one model: every (size, seed) member trained at once.
 
     params: depth, init_std, coefficients (c*, intercept first), sizes, seeds, lr, steps, success.
     Returns [size, seed] arrays: distance |c - c*| after GD, success (distance < success), train
@@ -243,7 +243,7 @@ class ToyModel(Spec):
 
 
 class OptimisticCheck(Spec):
-    """Spec section 3, checks 1-3 (thresholds from its calibration), plus 3(d)."""
+    """Checks OPT-1 to OPT-3 (thresholds from the pilot), plus OPT-4, the ranks of (d)."""
 
     toy_linear_below_max: float = 0.0  # linear model at n = 1, 2
     toy_product_min: float = 0.25  # depth-2 product model at n = 2
@@ -279,7 +279,7 @@ class OptimisticConfig(MeasureSpec):
     steps: PosInt = 40000
     a_star: float = 1.0
     w_norm: PosFloat = 1.0
-    width1_a_star: float = 2.0  # the width-1 student's unbalanced target (section 1, check 6)
+    width1_a_star: float = 2.0  # the width-1 student's unbalanced target (check SNR-6)
     width1_w_norm: PosFloat = 0.5
     unbalanced_widths: list[PosInt] = []  # also run these widths on the unbalanced target (reported, unjudged)
     teacher_seed: int = 0
@@ -319,7 +319,7 @@ class OptimisticConfig(MeasureSpec):
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # 20k GD steps (the spec: 40k) and sample sizes up to 12; the toy at the spec's sizes
+    # 20k GD steps (the protocol: 40k) and sample sizes up to 12; the toy at the protocol's sizes
     "quick": {"steps": 20000, "sizes": [2, 3, 4, 8, 12]},
     "full": {"unbalanced_widths": [4, 16], "population": 4000},
 }

@@ -8,7 +8,7 @@ relative change of the input weights RD = ||theta_w(t*) - theta_w(0)|| / ||theta
 gamma' < gamma - 1), or stays O(1) on the boundary (critical). Measured by the slope of
 log RD against log m at the stopping time.
 
-CPU setting (spec section 8a, the group's notebook): 4 points x = -1, -1/3, 1/3, 1 with
+CPU setting (docs/specs/condensation.md, the group's notebook): 4 points x = -1, -1/3, 1/3, 1 with
 y = 0.2 ReLU(x - 1/3) + 0.2 ReLU(-x - 1/3); antisymmetric init; full-batch GD from
 lr = 0.5 / (m max(beta_1^2, beta_2^2)) (capped at 10) on (1/2n) sum e^2, halved and restarted
 when the loss jumps by more than 50 %; stop at 1e-4 of the initial loss. phenolab's MSE has no
@@ -33,7 +33,7 @@ from phenolab.report import plots
 SOURCE = "arXiv:2007.07497 (Luo et al. 2021, phase diagram figure; RD slope against width)"
 REGIMES = ("linear", "critical", "condensed")
 
-# the spec's calibrated points (section 8a table): (gamma, gamma') -> (rule, bound, calibrated slope)
+# the piloted points (PD-1 in docs/specs/condensation.md): (gamma, gamma') -> (rule, bound, calibrated slope)
 SPEC_RULES: dict[tuple[float, float], tuple[str, float, float]] = {
     (0.5, 0.0): ("<", -0.2, -0.56), (0.75, -0.5): ("<", -0.15, -0.32), (1.5, 1.0): ("<", -0.2, -1.18),
     (1.0, 0.0): ("|<|", 0.15, -0.05), (2.0, 1.0): ("|<|", 0.15, -0.09),
@@ -84,7 +84,7 @@ def fit_slope(widths: list[int], rds: list[float]) -> float:
 
 
 class PhaseCheck(Spec):
-    """Classification thresholds (calibrated in the spec) and the issue's verdict rule."""
+    """Classification thresholds (from the pilot, docs/specs/condensation.md) and the verdict rule."""
 
     linear_below: float = -0.15  # slope < this: linear
     condensed_above: float = 0.08  # slope > this: condensed; in between: critical
@@ -93,7 +93,7 @@ class PhaseCheck(Spec):
 
 
 class ReluSetup(ExperimentSpec):
-    """The spec's CPU setting shared by the phase diagram and condensation: two-layer ReLU net with
+    """The CPU protocol shared by the phase diagram and condensation: two-layer ReLU net with
     biases, no output bias, antisymmetric init; 4 points; GD from lr_scale / (m max beta^2) capped
     at lr_cap (for their 1/2-MSE), restarted at half lr on a 50 % loss jump; stop at 1e-4 L0."""
 
@@ -133,7 +133,7 @@ class PhaseDiagramConfig(ReluSetup):
 
 PRESETS = {
     "quick": {},
-    # the spec's points on a wider width range, three seeds, plus a grid over the plane
+    # the piloted points on a wider width range, three seeds, plus a grid over the plane
     "full": {"seeds": [0, 1, 2], "widths": [100, 400, 1600, 6400, 25600],
              "points": sorted(set(SPEC_RULES) | {(g, gp) for g in (0.5, 1.0, 1.5, 2.0, 2.5)
                                                  for gp in (-1.0, -0.5, 0.0, 0.5, 1.0)})},
@@ -204,7 +204,7 @@ def verdict(cfg: PhaseDiagramConfig, summary: dict[str, Any]) -> Verdict:
               f"({summary['far_agree']} of {summary['far_points']})", summary["far_fraction"], ">=", c.min_fraction,
               paper="Theorems 1-2: linear / condensed regimes"),
     ]
-    for p in summary["points"]:  # the spec's calibrated per-point rules, where the point is one of them
+    for p in summary["points"]:  # the piloted per-point rules (PD-1), where the point is one of them
         if p["spec_rule"] is None:
             continue
         op, bound, calibrated = p["spec_rule"]

@@ -1,8 +1,8 @@
 """Recovery trials: many two-layer students, each trained on its own sample of a teacher, judged on
 fresh inputs. Shared by the recovery experiments (single-neuron-recovery, optimistic-sample-size,
-landscape-global-minima; specs_xu_part1.md sections 0-5).
+landscape-global-minima; protocols and checks in docs/specs/recovery.md).
 
-Conventions (spec section 0): f_theta(x) = sum_k a_k sigma(w_k . x), no bias; x ~ N(0, I_d);
+Conventions (docs/specs/README.md): f_theta(x) = sum_k a_k sigma(w_k . x), no bias; x ~ N(0, I_d);
 the student's init is a_k ~ N(0, (kappa sigma_0)^2), w_k ~ N(0, sigma_0^2 I / d) (standard
 deviations, `MLPSpec.init.std`), so one seed gives the same normalized draw at every scale
 sigma_0; loss (1 / 2n) sum e^2, full-batch GD; relative test error
@@ -61,7 +61,7 @@ def imbalance(params: dict[str, torch.Tensor]) -> np.ndarray:
 
 
 def active_neurons(params: dict[str, torch.Tensor], rel: float = 1e-3) -> np.ndarray:
-    """Per member, the number of neurons with |a_k| |w_k| > rel max_j |a_j| |w_j| (spec section 1)."""
+    """Per member, the number of neurons with |a_k| |w_k| > rel max_j |a_j| |w_j| (docs/specs/recovery.md)."""
     w, a = params["layers.0.weight"], params["layers.1.weight"][:, 0, :]
     amp = a.abs() * w.norm(dim=-1)
     return (amp > rel * amp.max(-1, keepdim=True).values).sum(-1).numpy()
@@ -83,7 +83,7 @@ def recovery_trials(params: dict[str, Any]) -> dict[str, np.ndarray]:
 
 
 def branch_starts(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Students started near the zero-error set Q*, on its branch B1 (spec section 5): neuron 0 equals
+    """Students started near the zero-error set Q*, on its branch B1 (docs/specs/recovery.md): neuron 0 equals
     the target (a*, w*), the others have a = 0 and free input weights w ~ N(0, I / d); then every
     parameter moves by N(0, eps^2). Trained and scored as `recovery_trials` (params: the same keys,
     with eps instead of sigma0 and kappa)."""

@@ -7,25 +7,25 @@ learning-rate-normalized sharpness follows nearly the same trajectory at every w
 during training (the NTK, hence G, grows with feature learning); under the NTK parametrization
 the kernel freezes as the width grows, so the sharpening vanishes.
 
-Setting (spec `specs_ntk_nonlinearity.md` section 4, the numpy pilot): D = 20, P = 200,
+Setting (docs/specs/sharpness-width.md, the protocol of its pilot): D = 20, P = 200,
 x ~ N(0, I_D), y = beta . x with beta ~ N(0, 36/D I) drawn once and fixed across widths and seeds
 (``LinearTeacherData(input_dim=20, n_train=200, scale=6.0, seed=0)``); the two-layer linear net
 f(x) = c v^T W x / sqrt(D), v, W ~ N(0, 1); full-batch GD for 1500 steps, eta0 = 0.1, widths
-N in {64, 256, 1024, 4096}. The spec's muP (= mean-field for one hidden layer) has c = 1/N and
+N in {64, 256, 1024, 4096}. The protocol's muP (= mean-field for one hidden layer) has c = 1/N and
 learning rate eta0 N on both layers; its NTP has c = 1/sqrt(N) and learning rate eta0.
 
 Parametrization mapping (checked by a unit test of the forward function and of one GD step):
 
-* spec muP = phenolab ``mean_field``: h = W x / sqrt(D) (mult_1 = 1/sqrt(fan_in)), f = v^T h / N
+* protocol muP = phenolab ``mean_field``: h = W x / sqrt(D) (mult_1 = 1/sqrt(fan_in)), f = v^T h / N
   (mult_2 = 1/fan_in), raw stds 1, learning-rate scales 1 on both layers;
-* spec NTP = phenolab ``ntk``: the same with mult_2 = 1/sqrt(N).
+* protocol NTP = phenolab ``ntk``: the same with mult_2 = 1/sqrt(N).
 
 phenolab's ``mup`` with base_width = 1 gives the same function (raw W ~ N(0, 1/D), mult 1,
 output mult 1/N) but not the same dynamics: its GD scale N on the raw input weights is, on
-W = sqrt(D) W_raw, a learning rate eta N D, D times the spec's. So muP here is ``mean_field``.
+W = sqrt(D) W_raw, a learning rate eta N D, D times the protocol's. So muP here is ``mean_field``.
 
-The loss and the factor 1/2. The spec trains on (1/2P) sum (f - y)^2; phenolab's MSE is
-mean (f - y)^2 = (1/P) sum (f - y)^2 without the 1/2, so its gradient is twice the spec's and
+The loss and the factor 1/2. The protocol trains on (1/2P) sum (f - y)^2; phenolab's MSE is
+mean (f - y)^2 = (1/P) sum (f - y)^2 without the 1/2, so its gradient is twice the protocol's and
 phenolab's ``train.lr`` = eta_spec / 2 gives the same GD trajectory: lr = eta0 N / 2 (muP) and
 eta0 / 2 (NTP), set per width by the plan. The Gauss-Newton matrix of phenolab's loss is
 G = (2/P) J^T J, whose nonzero spectrum is that of (2/P) K with K = J J^T the P x P empirical NTK
@@ -33,13 +33,13 @@ Gram on the training points, so the lr-normalized sharpness
 
     S_G = lr * lambda_max(G) = lr * 2 * lambda_max(K) / P = eta_spec * lambda_max(K) / P
 
-equals the spec's. lambda_max(K) is the ``ntk`` probe's ``eig_0`` (points >= P: all training
+equals the protocol's. lambda_max(K) is the ``ntk`` probe's ``eig_0`` (points >= P: all training
 points). Both parametrizations used here have uniform learning-rate scales (1 per layer), so the
-per-layer-lr sharpness lambda_max(P^1/2 H P^1/2) of the spec is just lr * lambda_max. The
+per-layer-lr sharpness lambda_max(P^1/2 H P^1/2) of the protocol is just lr * lambda_max. The
 optional ``hessian`` probe gives the full-Hessian S_H = lr * lambda_max(H) of phenolab's loss,
-again the spec's eta * lambda_max(H_spec) (H = G + R; at init R dominates in muP, spec: 0.134).
+again eta * lambda_max(H) of the protocol's (1/2P) loss (H = G + R; at init R dominates in muP, pilot: 0.134).
 
-Verdict: the spec's check SHARP-1 on S_G at step 0 and at the last step (seed means).
+Verdict: check SHARP-1 (docs/specs/sharpness-width.md) on S_G at step 0 and at the last step (seed means).
 """
 
 from __future__ import annotations
@@ -60,26 +60,26 @@ from phenolab.report import plots
 SOURCE = ("arXiv:2402.17457 (Noci et al. 2024, super consistency: two-layer linear net, top eigenvalue of G "
           "for muP vs NTP)")
 
-# the spec's names -> phenolab's parametrization (see the module docstring)
+# the protocol's names -> phenolab's parametrization (see the module docstring)
 PARAMETRIZATIONS = {"muP": "mean_field", "NTP": "ntk"}
 
-# the spec's numpy pilot (section 4): S_G at init -> end per width
+# the pilot of docs/specs/sharpness-width.md: S_G at init -> end per width
 PILOT = {
     "muP": {64: (0.016, 0.263), 256: (0.018, 0.265), 1024: (0.017, 0.264), 4096: (0.017, 0.264)},
     "NTP": {64: (0.016, 0.036), 256: (0.018, 0.025), 1024: (0.017, 0.019), 4096: (0.017, 0.018)},
 }
-PILOT_NTP_RATIO = {64: 2.29, 256: 1.37, 1024: 1.11, 4096: 1.03}  # the spec's printed ratios
+PILOT_NTP_RATIO = {64: 2.29, 256: 1.37, 1024: 1.11, 4096: 1.03}  # the pilot's printed ratios
 
 
 def run_lr(name: str, eta0: float, width: int) -> float:
-    """phenolab's ``train.lr`` for the spec's learning rate (muP eta0 N, NTP eta0), halved because
+    """phenolab's ``train.lr`` for the protocol's learning rate (muP eta0 N, NTP eta0), halved because
     phenolab's MSE has no 1/2."""
     eta = eta0 * width if name == "muP" else eta0
     return eta / 2
 
 
 class SharpnessCheck(Spec):
-    """The spec's SHARP-1 thresholds."""
+    """SHARP-1 thresholds (docs/specs/sharpness-width.md)."""
 
     mup_max_spread: float = 1.10  # max/min over widths of S_G(end), muP
     mup_min_growth: float = 5.0  # S_G(end)/S_G(0) at every width, muP
@@ -88,7 +88,7 @@ class SharpnessCheck(Spec):
 
 
 class SharpnessWidthConfig(ExperimentSpec):
-    """The spec's pilot; ``model.parametrization`` and ``train.lr`` are set per run by the plan
+    """The pilot's protocol; ``model.parametrization`` and ``train.lr`` are set per run by the plan
     (muP: mean_field, lr = eta0 N / 2; NTP: ntk, lr = eta0 / 2)."""
 
     experiment: str = "sharpness-width"
@@ -120,12 +120,12 @@ class SharpnessWidthConfig(ExperimentSpec):
 
 
 PRESETS = {
-    # the spec's widths and steps, 2 seeds, S_G only (no full-Hessian probe): ~30 s of training on one
+    # the protocol's widths and steps, 2 seeds, S_G only (no full-Hessian probe): ~30 s of training on one
     # core. Width 4096 is half of it but stays: SHARP-1's NTP bound (growth <= 0.1) is meant for the
     # largest width, and at N = 1024 the growth is still ~0.15 (pilot 0.11)
     "quick": {"probes": [{"name": "ntk", "options": {"points": 200, "top": 1}}]},
-    # the spec's widths with the octaves between them, 5 seeds, S_G every 10 steps (muP sharpens
-    # within the first ~50 steps), and the full-Hessian S_H at steps 0, 750 and 1500 (the spec's
+    # the protocol's widths with the octaves between them, 5 seeds, S_G every 10 steps (muP sharpens
+    # within the first ~50 steps), and the full-Hessian S_H at steps 0, 750 and 1500 (SHARP-1's
     # optional G-vs-R check)
     "full": {"seeds": [0, 1, 2, 3, 4], "widths": [64, 128, 256, 512, 1024, 2048, 4096],
              "train": {"probe_every": 10}},
@@ -221,7 +221,7 @@ def _pilot_ratio(name: str, width: int) -> str:
     if width not in PILOT[name]:
         return ""
     s0, s1 = PILOT[name][width]
-    ratio = PILOT_NTP_RATIO[width] if name == "NTP" else s1 / s0  # NTP: the spec's printed ratio
+    ratio = PILOT_NTP_RATIO[width] if name == "NTP" else s1 / s0  # NTP: the pilot's printed ratio
     return f"pilot N={width}: {s0:.3f} -> {s1:.3f} (x{ratio:.2f})"
 
 

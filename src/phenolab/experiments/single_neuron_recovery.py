@@ -2,17 +2,17 @@
 generalizes perfectly to a one-neuron target.
 
 Zhao, Bai & Zhang (2024), arXiv:2405.13787 (recovery-rate vs sample size and initialization
-phase plots; figure numbers not verified). Setup and checks: specs_xu_part1.md section 1
+phase plots; figure numbers not verified). Setup and checks SNR-1 to SNR-7: docs/specs/recovery.md
 (d = 3, width 4, tanh, no bias, 16 seeds, GD lr 0.2, 20k steps (40k at sigma_0 = 1e-6),
 tau = 1e-3, target a* = 1, |w*| = 1). The optimistic sample size is d + 1 (the parameters of
 one neuron). The width-1 student (check 6) is polished to machine precision (Gauss-Newton after
-GD) and judged with the stricter tau = 1e-6, as the spec's caveat asks: at n = d + 1 = M the
+GD) and judged with the stricter tau = 1e-6, as the protocol's caveat asks: at n = d + 1 = M the
 student has as many parameters as equations, and GD alone leaves some runs converging slowly
-to interpolants that are not the target. Check 1 on width 1 uses the spec's unbalanced target
+to interpolants that are not the target. Check 1 on width 1 uses the protocol's unbalanced target
 a* = 2, |w*| = 0.5.
 
 The paper's "initial imbalance ratio" claim (the small-init trajectory depends only on
-C(theta_0)/|C(theta_0)|, C_k = a_k^2 - |w_k|^2) was not reproduced in the spec's calibration;
+C(theta_0)/|C(theta_0)|, C_k = a_k^2 - |w_k|^2) was not reproduced in the pilot (docs/specs/recovery.md);
 phenolab measures the recovery rate across the imbalance knob kappa (a_k ~ N(0, (kappa
 sigma_0)^2)) and reports it beside the verdict without judging it.
 """
@@ -35,7 +35,7 @@ SOURCE = "arXiv:2405.13787 (recovery rate vs sample size and initialization scal
 
 
 class SingleNeuronCheck(Spec):
-    """Spec section 1, checks 1-7 (thresholds set there with margin from its calibration)."""
+    """Checks SNR-1 to SNR-7 (check N = SNR-N; thresholds set with a margin from the pilot)."""
 
     tau: PosFloat = 1e-3  # recovery: e_test < tau
     below_max: float = 0.0  # check 1: R(n <= d) for every scale
@@ -67,7 +67,7 @@ class SingleNeuronConfig(MeasureSpec):
     tiny_steps: PosInt = 40000  # sigma_0 = 1e-6 escapes the origin later
     a_star: float = 1.0
     w_norm: PosFloat = 1.0
-    width1_a_star: float = 2.0  # unbalanced target for the width-1 student (spec check 6 caveat)
+    width1_a_star: float = 2.0  # unbalanced target for the width-1 student (SNR-6 caveat)
     width1_w_norm: PosFloat = 0.5
     width1_polish: PosInt = 50  # Gauss-Newton iterations after GD for the width-1 student
     teacher_seed: int = 0

@@ -1,7 +1,7 @@
 """A 1-D convolutional net with sum pooling, and a wrapper that wires a module to some inputs only.
 
 They are the models of "costly expressiveness in connection" (Zhang et al., "Optimistic Estimate
-Uncovers the Potential of Nonlinear Models", arXiv:2307.08921; spec part 1, section 3(c)): a
+Uncovers the Potential of Nonlinear Models", arXiv:2307.08921; docs/specs/recovery.md, OPT-3): a
 neuron sigma(w . x) fully connected to d inputs has model rank d + 1, the same neuron wired only
 to s inputs s + 1, and a convolution with kernel s (weights shared over the d - s + 1 shifts)
 also s + 1 per channel, whatever d.

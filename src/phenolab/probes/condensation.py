@@ -64,7 +64,7 @@ def features_1d(
     w: np.ndarray | Tensor, b: np.ndarray | Tensor | None, a: np.ndarray | Tensor
 ) -> tuple[np.ndarray, np.ndarray]:
     """Orientation and amplitude of the neurons of a net with 1-D input (arXiv 2007.07497; the
-    group's notebook `condense.ipynb`).
+    group's notebook `understanding_dl/code/condense_exp/condense.ipynb`).
 
     theta_k = sign(b_k) arccos(w_k / sqrt(w_k^2 + b_k^2)), computed as atan2(b_k, w_k): the two
     agree for b_k != 0, and atan2 also places b_k = 0, w_k < 0 at pi (the formula gives 0);
@@ -167,7 +167,7 @@ def big_clusters(
     D: np.ndarray, min_size: float | None = None, threshold: float = 0.9, signed: bool = True
 ) -> int:
     """Number of greedy clusters (`greedy_clusters`, index order) with at least ``min_size``
-    members; default max(2, 0.05 m) for m rows (arXiv 2105.11686 check, as in the spec)."""
+    members; default max(2, 0.05 m) for m rows (arXiv 2105.11686; docs/specs/condensation.md)."""
     m = len(D)
     size = max(2.0, 0.05 * m) if min_size is None else min_size
     return sum(len(c) >= size for c in greedy_clusters(D, threshold, signed))
@@ -212,7 +212,7 @@ def top_orientation_share(
     """Share of sum_k A_k held by the ``bins`` heaviest orientation bins.
 
     Bins of width ``bin_width`` rad tile [-pi, pi] starting at -pi; bin j holds sum A_k over
-    angles in [-pi + j w, -pi + (j+1) w). Spec check for arXiv 2007.07497: >= 0.9 in the
+    angles in [-pi + j w, -pi + (j+1) w). Check COND-1 (docs/specs/condensation.md): >= 0.9 in the
     condensed regime (gamma = 2), < 0.3 in the linear one (gamma = 0.5). NaN if sum A_k = 0.
     """
     theta, mass_k = _numpy(angle).ravel(), _numpy(amplitude).ravel()

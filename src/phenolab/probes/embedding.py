@@ -3,10 +3,10 @@
 At a critical point of a two-layer net f(x) = sum_k a_k sigma(w_k . x + b_k) + c, the embedding
 operators of `phenolab.models.embedding` give critical points of wider nets with the same output.
 Their new Hessian directions are predicted from the narrow net alone (Zhang, Zhang, Luo, arXiv
-2405.17501; Fukumizu & Amari-type computation; specs section 6). Notation: e_i = f(x_i) - y_i
+2405.17501; Fukumizu & Amari-type computation, docs/specs/embedding-principle.md). Notation: e_i = f(x_i) - y_i
 (k outputs), x~_i = (x_i, 1) with hidden biases, else x_i.
 
-Loss convention (option ``loss``): "half" (default) is the spec's L = (1/2n) sum_i ||e_i||^2;
+Loss convention (option ``loss``): "half" (default) is the protocols' L = (1/2n) sum_i ||e_i||^2;
 "mse" is phenolab's `phenolab.probes.hessian.mse`, mean over samples and outputs of e^2, i.e.
 (2/k) times "half"; every curvature returned is in the chosen convention.
 

@@ -519,7 +519,7 @@ def kernel_target_alignment(K: Tensor | np.ndarray, y: Tensor | np.ndarray, cent
 
 
 def label_gradient_alignment(K: Tensor | np.ndarray, labels: Tensor | np.ndarray) -> float:
-    """LGA (Mok et al. 2022, arXiv:2203.14577; spec section 11): the Pearson correlation of the
+    """LGA (Mok et al. 2022, CVPR, arXiv:2203.14577): the Pearson correlation of the
     entries of K and of L, L_ij = +1 if y_i = y_j else -1:
 
         LGA = <K - mean(K), L - mean(L)>_F / (||K - mean(K)||_F ||L - mean(L)||_F).
@@ -539,8 +539,8 @@ def label_gradient_alignment(K: Tensor | np.ndarray, labels: Tensor | np.ndarray
 def relative_kernel_distance(
     K1: Tensor | np.ndarray, K2: Tensor | np.ndarray, form: Literal["frobenius", "cosine"] = "frobenius"
 ) -> float:
-    """Distance of K1 from the reference K2: "frobenius" ||K1 - K2||_F / ||K2||_F (the spec's
-    rel. Frobenius error, NTK-1a/1b); "cosine" 1 - <K1, K2>_F / (||K1||_F ||K2||_F) (the kernel
+    """Distance of K1 from the reference K2: "frobenius" ||K1 - K2||_F / ||K2||_F (the
+    rel. Frobenius error of NTK-1a/1b, docs/specs/ntk-convergence.md); "cosine" 1 - <K1, K2>_F / (||K1||_F ||K2||_F) (the kernel
     distance of Fort et al. 2020, arXiv:2010.15110, blind to the kernel's scale)."""
     first = np.asarray(K1.detach().cpu().to(torch.float64) if isinstance(K1, Tensor) else K1, dtype=np.float64)
     second = np.asarray(K2.detach().cpu().to(torch.float64) if isinstance(K2, Tensor) else K2, dtype=np.float64)

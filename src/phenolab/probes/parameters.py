@@ -105,7 +105,7 @@ def directional_derivative(
 
 
 def half_squared_error(f: Tensor, y: Tensor) -> Tensor:
-    """The specs' loss L = (1 / 2n) sum_i |f(x_i) - y_i|^2 (phenolab's `mse` / 2 for one output)."""
+    """The protocols' loss L = (1 / 2n) sum_i |f(x_i) - y_i|^2 (phenolab's `mse` / 2 for one output)."""
     return ((f - y) ** 2).sum() / (2 * len(f))
 
 

@@ -63,7 +63,7 @@ def low_rank_target(d1: int, d2: int, rank: int, generator_or_seed: Seed, *,
     """An exactly rank-r target M* (d_1, d_2), float64, with entries of order one.
 
     ``gaussian``: M* = U V^T / sqrt(r) with U (d_1, r), V (d_2, r) i.i.d. N(0, 1), so every entry has
-    variance 1 (the spec's "rank-r M* = U V^T"). ``orthogonal``: M* = s Q_1 Q_2^T with Q_1, Q_2
+    variance 1 (the protocol's "rank-r M* = U V^T"). ``orthogonal``: M* = s Q_1 Q_2^T with Q_1, Q_2
     orthonormal columns (QR of Gaussian matrices) and all r singular values equal to
     s = sqrt(d_1 d_2 / r), so the mean squared entry is 1. U (or Q_1) is drawn before V.
     """
@@ -99,7 +99,7 @@ def random_mask(d1: int, d2: int, n: int, rng: Seed) -> np.ndarray:
 
 def star_mask(d1: int, d2: int | None = None) -> np.ndarray:
     """Row 0 and column 0 observed: d_1 + d_2 - 1 entries (2d - 1 for d x d), a connected mask that
-    determines a rank-1 target whose first row and column have no zeros (spec section 7, check 1)."""
+    determines a rank-1 target whose first row and column have no zeros (docs/specs/matrix-completion.md, MC-1)."""
     mask = np.zeros((d1, d1 if d2 is None else d2), dtype=bool)
     mask[0, :] = True
     mask[:, 0] = True
@@ -108,7 +108,7 @@ def star_mask(d1: int, d2: int | None = None) -> np.ndarray:
 
 def block_mask(d: int | tuple[int, int], blocks: Iterable[tuple[Sequence[int], Sequence[int]]]) -> np.ndarray:
     """The union of complete bipartite blocks rows x cols, e.g. ``block_mask(4, [([0, 1], [0, 1]),
-    ([2, 3], [2, 3])])``: 8 entries in two disconnected complete blocks (spec section 7, check 2)."""
+    ([2, 3], [2, 3])])``: 8 entries in two disconnected complete blocks (docs/specs/matrix-completion.md, MC-2)."""
     d1, d2 = (d, d) if isinstance(d, int) else d
     mask = np.zeros((d1, d2), dtype=bool)
     for rows, cols in blocks:
@@ -166,7 +166,7 @@ def connectivity(mask: np.ndarray) -> Literal["connected", "disconnected_complet
 
 def min_observed_per_line(mask: np.ndarray) -> int:
     """The fewest observations in any row or column. A rank-r target is not identifiable when some
-    row or column has fewer than r observed entries (spec section 4, check 4)."""
+    row or column has fewer than r observed entries (docs/specs/matrix-completion.md, check MR-4)."""
     mask = _check_mask(mask)
     return int(min(mask.sum(axis=1).min(), mask.sum(axis=0).min()))
 
@@ -290,7 +290,7 @@ def block_nuclear_norm(target: np.ndarray, mask: np.ndarray) -> float:
     """The minimum nuclear norm for a mask whose components are complete bipartite blocks: the sum of
     the nuclear norms of the observed blocks M*[rows_c, cols_c] (rows or columns without observations
     add nothing). Closed form by the pinching inequality ||X||_* >= sum_c ||X[rows_c, cols_c]||_*,
-    with equality for the block-diagonal completion (spec section 7). Raises ValueError for a mask
+    with equality for the block-diagonal completion (pinching inequality). Raises ValueError for a mask
     with a component that is not a complete block."""
     target = np.asarray(target, dtype=np.float64)
     n, row_labels, col_labels = bipartite_components(mask)
@@ -315,7 +315,7 @@ def singular_values(w: np.ndarray | torch.Tensor) -> np.ndarray:
 
 
 def learned_rank(w: np.ndarray | torch.Tensor, rtol: float = 1e-3) -> np.ndarray | int:
-    """The learned (numerical) rank #{i : sigma_i > rtol sigma_1} (spec sections 4 and 7: 1e-3);
+    """The learned (numerical) rank #{i : sigma_i > rtol sigma_1} (docs/specs/matrix-completion.md: 1e-3);
     0 for W = 0. An int for one matrix, an array for a stack (..., d_1, d_2)."""
     s = singular_values(w)
     r = np.sum(s > rtol * s[..., :1], axis=-1)
@@ -346,7 +346,7 @@ def best_rank_k_fit(target: np.ndarray, mask: np.ndarray, k: int, *, restarts: i
     certified optimum; for k >= the minimum rank of a completion the residual is ~1e-16. The fit on the
     unobserved entries is unique only where the rank-k fit is identifiable; on a fully observed mask it
     is the truncated SVD (Eckart-Young). Returns X and its residual ||P_Omega(X - M)||_F.
-    Spec section 7, check 4: plateaus of small-init training sit at these fits.
+    docs/specs/matrix-completion.md, check MC-4: plateaus of small-init training sit at these fits.
     """
     from scipy.optimize import least_squares
 

@@ -1,7 +1,7 @@
 """Batched full-batch gradient descent on matrix factorizations W = U_1 ... U_L for matrix completion.
 
 Targets, masks and the measurements of a learned matrix live in `phenolab.tasks.matrix_completion`;
-this module only trains (spec sections 4 and 7; arXiv:2405.13721, 2211.11623).
+this module only trains (arXiv:2405.13721, 2211.11623; protocol in docs/specs/matrix-completion.md).
 
     from phenolab.tasks.matrix_completion import block_mask, low_rank_target
     M = low_rank_target(4, 4, 1, seed)
@@ -51,8 +51,8 @@ def train_factorizations(targets: np.ndarray | torch.Tensor, masks: np.ndarray |
     Loss of run b (``reduction="sum"``, the default):  L_b = (1/2) sum_{(i,j) in Omega_b} (W_ij - M_ij)^2;
     ``reduction="mean"`` divides by n_b = |Omega_b|. Step: U_l <- U_l - lr dL_b/dU_l for all l at once,
     with dL/dU_l = (U_1..U_{l-1})^T R (U_{l+1}..U_L)^T and R = P_Omega(W - M) (/ n_b), in batched
-    matmuls over the B runs (gradients written by hand, no autograd). The spec's setup (sections 4 and
-    7: d = 4, lr 0.05, 40k steps, init std 1e-6) uses the sum: lr 0.05 is then stable on its targets
+    matmuls over the B runs (gradients written by hand, no autograd). The matrix-completion protocol's
+    setup (d = 4, lr 0.05, 40k steps, init std 1e-6) uses the sum: lr 0.05 is then stable on its targets
     and the runs converge (loss ~1e-29) within 40k steps. The mean reaches the same end points (the
     same gradient flow, slowed by n_b) but leaves some runs unconverged after 40k steps.
 

@@ -39,6 +39,9 @@ def store_with_a_run(tmp_path):
     return path
 
 
+BAD_PROBE_OPTION = "probes=[{name: frequency, options: {peak: 3}}, {name: outputs}]"
+
+
 @pytest.mark.parametrize("args,expected", [
     (["run", "nope"], "experiment: unknown experiment 'nope'"),
     (["run", "f-principel"], "did you mean 'f-principle'?"),
@@ -48,6 +51,9 @@ def store_with_a_run(tmp_path):
     (["run", "f-principle", "seeds=oops"], "seeds: input should be a valid list"),
     (["run", "f-principle", "--quick", "--full"], "choose one"),
     (["runs", "--status", "weird"], "--status: must be one of"),
+    (["run", "f-principle", BAD_PROBE_OPTION], "probes[0].options.peak: unknown option of probe frequency"),
+    (["run", "f-principle", "train.optimizer=gd", "train.batch_size=32"], "train.batch_size: gd is full-batch"),
+    (["run", "f-principle", "train.momentum=0.9"], "train.momentum: only used by optimizer=sgd or gd"),
 ])
 def test_bad_input_is_one_line_exit_2_and_store_unchanged(capsys, store_with_a_run, args, expected):
     before = digest(store_with_a_run)
@@ -62,6 +68,20 @@ def test_bad_input_is_one_line_exit_2_and_store_unchanged(capsys, store_with_a_r
 def test_unknown_experiment_creates_no_store(capsys, tmp_path):
     code, _, _ = call(capsys, "run", "nope", "--store", str(tmp_path / "new" / "s.sqlite"))
     assert code == 2 and not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("overrides, expected", [
+    ([BAD_PROBE_OPTION], "error: probes[0].options.peak: unknown option of probe frequency; did you mean 'peaks'? "
+                         "(allowed: batch_size, floor, max_peaks, output, peaks, spectra)"),
+    (["train.optimizer=gd", "train.batch_size=32"], "error: train.batch_size: gd is full-batch gradient descent; "
+                                                    "use optimizer=sgd for minibatches, got batch_size=32"),
+    (["train.momentum=0.9"], "error: train.momentum: only used by optimizer=sgd or gd, got momentum=0.9 with "
+                             "optimizer='adam'"),
+])
+def test_gaps_once_found_at_train_time_are_one_line_exit_2_before_any_store(capsys, tmp_path, overrides, expected):
+    code, out, err = call(capsys, "run", "f-principle", "train.steps=5", *overrides,
+                          "--store", str(tmp_path / "new" / "s.sqlite"))
+    assert code == 2 and err.strip() == expected and not (tmp_path / "new").exists()
 
 
 def test_corrupt_and_unwritable_stores_exit_2_untouched(capsys, tmp_path):

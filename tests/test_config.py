@@ -1,9 +1,11 @@
 """Config: validation messages name path, value and what is allowed; overrides; canonical hash."""
 
+import pickle
+
 import pytest
 
-from phenolab.config import (ConfigError, ExperimentSpec, MLPSpec, RunSpec, canonical_json, config_hash,
-                             load_yaml, merge, parse_overrides, validate)
+from phenolab.config import (MISSING, ConfigError, ExperimentSpec, MLPSpec, Problem, RunSpec, TrainSpec,
+                             canonical_json, config_hash, load_yaml, merge, parse_overrides, validate)
 
 
 def resolve(*items: str) -> ExperimentSpec:
@@ -130,3 +132,48 @@ def test_probe_start_is_validated_and_left_out_of_the_hash_at_its_default():
     assert config_hash(RunSpec(probes=[ProbeSpec(name="loss", start=1)])) != config_hash(base)
     with pytest.raises(ConfigError, match=r"probes\.0\.start|probes\[0\]\.start"):
         validate(RunSpec, {"probes": [{"name": "loss", "start": -1}]})
+
+
+def test_config_error_items_carry_path_value_and_allowed():
+    with pytest.raises(ConfigError) as info:
+        resolve("model.width=-3", "model.widht=3", "model.activation=gelu2")
+    items = {item.path: item for item in info.value.items}
+    assert info.value.problems == [str(item) for item in info.value.items]
+    width = items["model.width"]
+    assert (width.reason, width.value, width.allowed) == ("must be > 0", -3, None)
+    assert items["model.activation"].value == "gelu2"
+    typo = items["model.widht"]
+    assert typo.value is MISSING and "width" in typo.allowed and typo.reason == "unknown key; did you mean 'width'?"
+
+
+def test_problem_text_and_older_string_problems():
+    assert str(Problem("train.lr", "must be > 0", -1.0)) == "train.lr: must be > 0, got -1.0"
+    assert str(Problem("a.b", "unknown key", allowed=("x", "y"))) == "a.b: unknown key (allowed: x, y)"
+    assert str(Problem("a", "bad", {"k": "v" * 80})).endswith("...")  # a long value is shortened
+    err = ConfigError(["model.width: must be > 0, got -3", "config file x.yaml: not found"])
+    assert [(i.path, i.reason) for i in err.items] == [("model.width", "must be > 0, got -3"),
+                                                        ("", "config file x.yaml: not found")]
+    assert str(err) == "model.width: must be > 0, got -3; config file x.yaml: not found"
+    again = pickle.loads(pickle.dumps(ConfigError([Problem("model.width", "must be > 0", -3)])))
+    assert again.items == [Problem("model.width", "must be > 0", -3)] and again.items[0].value == -3
+
+
+GD_BATCH = "train.batch_size: gd is full-batch gradient descent; use optimizer=sgd for minibatches, got batch_size=32"
+ADAM_MOMENTUM = "train.momentum: only used by optimizer=sgd or gd, got momentum=0.9 with optimizer='adam'"
+
+
+@pytest.mark.parametrize("cls, data", [
+    (RunSpec, {}), (ExperimentSpec, {"experiment": "x"}), (TrainSpec, None)])
+def test_train_combinations_are_rejected_with_the_field_path(cls, data):
+    for train, expected in (({"optimizer": "gd", "batch_size": 32}, GD_BATCH),
+                            ({"optimizer": "adam", "momentum": 0.9}, ADAM_MOMENTUM)):
+        with pytest.raises(ConfigError) as info:
+            validate(cls, train if data is None else {**data, "train": train})
+        assert str(info.value) == expected
+        assert [i.path for i in info.value.items] == [expected.split(":")[0]]
+
+
+def test_train_combinations_that_stay_valid():
+    assert validate(TrainSpec, {"optimizer": "sgd", "batch_size": 32, "momentum": 0.9}).momentum == 0.9
+    assert validate(TrainSpec, {"optimizer": "gd", "momentum": 0.9}).batch_size is None
+    assert validate(TrainSpec, {"optimizer": "adam", "batch_size": 32, "momentum": 0}).batch_size == 32

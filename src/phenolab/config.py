@@ -13,25 +13,70 @@ in the phase-diagram coordinates of Luo et al. (variance 1/m^gamma) that is gamm
 from __future__ import annotations
 
 import difflib
+import enum
 import hashlib
 import importlib
 import json
 import math
 import pkgutil
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, TypeVar
+from typing import Annotated, Any, Callable, Iterable, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, GetCoreSchemaHandler, ValidationError, model_validator
 from pydantic_core import core_schema
 
 
-class ConfigError(ValueError):
-    """Bad configuration input. `str(err)` is one line per problem: ``path: reason, got value``."""
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
 
-    def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing.MISSING  # `Problem.value` when no single input value is to blame
+_FIELD_AT_START = re.compile(r"^([A-Za-z_][\w.\[\]]*): (.*)$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: where (`path`, a dotted config path such as ``model.width``
+    or ``probes[0].options.peaks``, or a label such as ``config file x.yaml``), why (`reason`), the
+    rejected input `value` when one value is to blame, and the `allowed` names when the input
+    was a name (an unknown key). ``str()`` is the one-line message: ``path: reason, got value``."""
+
+    path: str
+    reason: str
+    value: Any = MISSING
+    allowed: tuple[str, ...] | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.reason}" if self.path else self.reason
+        if self.value is not MISSING:
+            text += f", got {_short(self.value)}"
+        if self.allowed:
+            text += f" (allowed: {', '.join(self.allowed)})"
+        return text
+
+    @classmethod
+    def from_text(cls, text: str) -> Problem:
+        """A problem given as its one-line text (older callers): ``path: reason`` when the text
+        starts with a dotted path, else a problem without a path."""
+        match = _FIELD_AT_START.match(text)
+        return cls(match.group(1), match.group(2)) if match else cls("", text)
+
+
+class ConfigError(ValueError):
+    """Bad configuration input. `items` are the `Problem`s; `problems` their one-line texts
+    (``path: reason, got value``), and `str(err)` those texts joined by ``; ``."""
+
+    def __init__(self, problems: Iterable[Problem | str] | Problem | str):
+        if isinstance(problems, (str, Problem)):
+            problems = [problems]
+        self.items: list[Problem] = [p if isinstance(p, Problem) else Problem.from_text(str(p)) for p in problems]
+        self.problems: list[str] = [str(p) for p in self.items]
         super().__init__("; ".join(self.problems))
 
 
@@ -495,6 +540,16 @@ class TrainSpec(Spec):
     restart_on_jump: PosFloat | None = None  # loss up by more than this fraction in one step: restart from init at lr/2
     max_restarts: Annotated[int, Field(ge=0)] = 10
 
+    @model_validator(mode="after")
+    def _optimizer_options(self) -> TrainSpec:
+        if self.optimizer == "gd" and self.batch_size is not None:
+            raise ValueError(f"train.batch_size: gd is full-batch gradient descent; use optimizer=sgd for "
+                             f"minibatches, got batch_size={self.batch_size}")
+        if self.momentum > 0 and self.optimizer == "adam":
+            raise ValueError(f"train.momentum: only used by optimizer=sgd or gd, got momentum={self.momentum} "
+                             f"with optimizer={self.optimizer!r}")
+        return self
+
 
 class ProbeSpec(Spec):
     """A registered probe and its options; ``every`` overrides train.probe_every for this probe;
@@ -577,10 +632,10 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         key, sep, raw = item.partition("=")
         key = key.strip()
         if not sep or not key or any(not part for part in key.split(".")):
-            problems.append(f"{item!r}: an override is key=value with a dotted key, e.g. model.width=200")
+            problems.append(Problem(repr(item), "an override is key=value with a dotted key, e.g. model.width=200"))
             continue
         if key.startswith("+"):
-            problems.append(f"{key}: adding keys with '+' is not supported; every key must exist")
+            problems.append(Problem(key, "adding keys with '+' is not supported; every key must exist"))
             continue
         _set_path(nested, key.split("."), parse_value(raw))
     if problems:
@@ -609,13 +664,13 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError([f"config file {path}: not found"]) from None
+        raise ConfigError([Problem(f"config file {path}", "not found")]) from None
     except yaml.YAMLError as err:
-        raise ConfigError([f"config file {path}: not valid YAML ({err})".replace("\n", " ")]) from None
+        raise ConfigError([Problem(f"config file {path}", f"not valid YAML ({err})".replace("\n", " "))]) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError([f"config file {path}: must hold a mapping of keys, got {type(data).__name__}"])
+        raise ConfigError([Problem(f"config file {path}", f"must hold a mapping of keys, got {type(data).__name__}")])
     return data
 
 
@@ -639,7 +694,7 @@ def validate(cls: type[Spec], data: dict[str, Any]) -> Any:
 
 
 
-def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> list[str]:
+def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> list[Problem]:
     problems = []
     for e in err.errors():
         loc = [str(p) for p in e["loc"]]
@@ -650,38 +705,53 @@ def _explain(cls: type[Spec], data: dict[str, Any], err: ValidationError) -> lis
         if kind == "extra_forbidden":
             allowed = _allowed_keys(cls, data, loc[:-1])
             hint = difflib.get_close_matches(loc[-1], allowed, n=1)
-            text = f"{path}: unknown key"
-            if hint:
-                text += f"; did you mean '{hint[0]}'?"
-            text += f" (allowed: {', '.join(sorted(allowed))})" if allowed else ""
-            problems.append(text)
+            reason = "unknown key" + (f"; did you mean '{hint[0]}'?" if hint else "")
+            problems.append(Problem(path, reason, allowed=tuple(sorted(allowed)) or None))
             continue
         if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
             op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
                   "less_than_equal": "<="}[kind]
             bound = next(iter(e.get("ctx", {}).values()), "?")
-            problems.append(f"{path}: must be {op} {bound}, got {got!r}")
+            problems.append(Problem(path, f"must be {op} {bound}", got))
             continue
         if kind == "literal_error":
             expected = e.get("ctx", {}).get("expected", "")
-            problems.append(f"{path}: must be one of {expected}, got {got!r}")
+            problems.append(Problem(path, f"must be one of {expected}", got))
             continue
         if kind == "value_error":
             msg = msg.removeprefix("Value error, ")
             if loc and msg.startswith("kind: "):  # a family's kind check (`SpecFamily`)
-                problems.append(f"{path}.{msg}")
+                problems.append(Problem(f"{path}.kind", msg.removeprefix("kind: ")))
                 continue
-            if not loc and re.match(r"^[a-z_][a-z_.0-9]*: ", msg):  # a model-level check that names its field
-                problems.append(msg)
+            named = _named_field(loc, msg)
+            if named is not None:  # a model-level check whose message starts with the dotted field
+                problems.append(named)
                 continue
             if "got" in msg or isinstance(got, dict):  # the message says it, or the input is a whole block
-                problems.append(f"{path}: {msg}")
+                problems.append(Problem(path, msg))
                 continue
         elif kind == "missing":
-            problems.append(f"{path}: required but missing")
+            problems.append(Problem(path, "required but missing"))
             continue
-        problems.append(f"{path}: {msg[0].lower() + msg[1:]}, got {_short(got)}")
+        problems.append(Problem(path, msg[0].lower() + msg[1:], got))
     return problems
+
+
+def _named_field(loc: list[str], msg: str) -> Problem | None:
+    """The problem of a model-level check whose message starts with the field it blames, written
+    from the block's owner: ``train.batch_size: ...`` (a validator of `TrainSpec`). At the top
+    (empty `loc`) the path is the message's; in a nested block (``loc`` = ``["train"]``, or
+    ``["toy", "train"]``) the message's first part names that block, so the path is `loc` and
+    the rest of the message's path (never ``train.train.batch_size``)."""
+    match = re.match(r"^([a-z_][a-z_.0-9]*): (.*)$", msg, re.DOTALL)
+    if match is None:
+        return None
+    head = match.group(1).split(".")
+    if not loc:
+        return Problem(".".join(head), match.group(2))
+    if len(head) > 1 and head[0] == loc[-1]:
+        return Problem(".".join(loc + head[1:]), match.group(2))
+    return None
 
 
 def _short(value: Any) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from phenolab.config import ConfigError
+from phenolab.config import ConfigError, Problem
 
 ENV = "PHENOLAB_THREADS"
 
@@ -28,14 +28,14 @@ def default_threads() -> int:
     except ValueError:
         n = 0
     if n < 1:
-        raise ConfigError([f"{ENV}: must be a positive integer (threads per process), got {raw!r}"])
+        raise ConfigError([Problem(ENV, "must be a positive integer (threads per process)", raw)])
     return n
 
 
 def set_threads(n: int) -> None:
     """Use `n` threads in torch (intra-op) and in the BLAS/OpenMP pools numpy and scipy call."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError([f"threads: must be a positive integer, got {n!r}"])
+        raise ConfigError([Problem("threads", "must be a positive integer", n)])
     import torch
     from threadpoolctl import threadpool_limits
 

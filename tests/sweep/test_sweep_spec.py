@@ -305,3 +305,21 @@ def test_group_points_preserves_order():
     groups = group_points(points, key=lambda p: tuple(p.config.model.hidden_widths))
     assert [[p.index for p in g] for g in groups] == [[0, 1, 2], [3, 4, 5]]
     assert group_points([], key=lambda p: 0) == []
+
+
+def test_problems_are_blamed_through_their_structured_path():
+    msg = expand_error("train.momentum=0,0.9")
+    assert msg == ("--axis train.momentum=0,0.9: train.momentum: only used by optimizer=sgd or gd, "
+                   "got momentum=0.9 with optimizer='adam'")
+    msg = expand_error("train={optimizer: gd, batch_size: 8},{optimizer: sgd, batch_size: 8}")
+    assert msg.startswith("--axis train={optimizer: gd, batch_size: 8},{optimizer: sgd, batch_size: 8}: "
+                          "train.batch_size: gd is full-batch gradient descent")
+    msg = expand_error("probes=[{name: frequency, options: {peak: 3}}, {name: outputs}]")
+    assert msg.startswith("--axis probes=[{name: frequency, options: {peak: 3}}, {name: outputs}]: "
+                          "probes[0].options.peak: unknown option of probe frequency; did you mean 'peaks'?")
+
+
+def test_a_problem_no_axis_touches_names_the_point():
+    msg = expand_error("train.optimizer=sgd,adam", base_overrides=["train.optimizer=sgd", "train.momentum=0.5"])
+    assert msg == ("sweep point 1 (train.optimizer='adam'): train.momentum: only used by optimizer=sgd or gd, "
+                   "got momentum=0.5 with optimizer='adam'")

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import difflib
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
-from phenolab.config import ConfigError, ExperimentSpec, RunSpec, Seeds, Spec, config_hash, merge, validate
+from phenolab.config import (ConfigError, ExperimentSpec, Problem, RunSpec, Seeds, Spec, config_hash, merge,
+                             validate)
 from phenolab.experiments.verdict import Verdict
-from phenolab.probes.registry import probe_names
+from phenolab.probes.registry import bind_probe_options, probe_names
 from phenolab.store import Store
 from phenolab.tasks.safe_expr import compile_expression
 
@@ -147,16 +148,17 @@ class Experiment:
     def resolve(self, preset: str = "quick", overrides: Mapping[str, Any] | None = None) -> Any:
         """Defaults, then the preset, then a config file's and the command line's overrides."""
         if preset not in self.presets:
-            raise ConfigError([f"preset: must be one of {', '.join(self.presets)}, got {preset!r}"])
+            raise ConfigError([Problem("preset", f"must be one of {', '.join(self.presets)}", preset)])
         base = self.config(experiment=self.name).model_dump(mode="json")
         data = merge(merge(base, dict(self.presets[preset])), {"preset": preset})
         data = merge(data, dict(overrides or {}))
         if data.get("experiment") != self.name:
-            raise ConfigError([f"experiment: this config is for {self.name!r}, got {data.get('experiment')!r}"])
+            raise ConfigError([Problem("experiment", f"this config is for {self.name!r}", data.get("experiment"))])
         cfg = validate(self.config, data)
         if isinstance(cfg, MeasureSpec):
             return cfg
         _check_probe_names(cfg)
+        _check_probe_options(cfg)
         if cfg.data.kind == "expression":
             compile_expression(cfg.data.expr)  # a ConfigError naming data.expr, before anything runs
         return cfg
@@ -164,8 +166,20 @@ class Experiment:
 
 def _check_probe_names(cfg: ExperimentSpec) -> None:
     known = probe_names()
-    bad = [f"probes[{i}].name: unknown probe {p.name!r} (registered: {', '.join(known)})"
+    bad = [Problem(f"probes[{i}].name", f"unknown probe {p.name!r} (registered: {', '.join(known)})")
            for i, p in enumerate(cfg.probes) if p.name not in known]
+    if bad:
+        raise ConfigError(bad)
+
+
+def _check_probe_options(cfg: ExperimentSpec) -> None:
+    """Every probe's options bound to its function's signature now, not at step 0 after runs exist."""
+    bad: list[Problem] = []
+    for i, probe in enumerate(cfg.probes):
+        try:
+            bind_probe_options(probe.name, probe.options)
+        except ConfigError as err:
+            bad.extend(replace(item, path=f"probes[{i}].{item.path}") for item in err.items)
     if bad:
         raise ConfigError(bad)
 
@@ -189,7 +203,7 @@ def get_experiment(name: str) -> Experiment:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError([f"experiment: unknown experiment {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})"])
+        raise ConfigError([Problem("experiment", f"unknown experiment {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")])
     return _REGISTRY[name]
 
 

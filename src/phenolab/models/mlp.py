@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from phenolab.config import ConfigError, MLPSpec
+from phenolab.config import ConfigError, MLPSpec, Problem
 from phenolab.activations import get_activation
 from phenolab.models.chain import Affine, Elementwise, Op, Scale
 from phenolab.models.hooks import HookPoint, fire
@@ -234,9 +234,9 @@ def _normal(shape: torch.Size, std: float, generator: torch.Generator) -> Tensor
 def _check_antisymmetric(spec: MLPSpec) -> None:
     widths = spec.hidden_widths
     if len(widths) != 1:
-        raise ConfigError([f"model.init.antisymmetric: needs a two-layer net (depth 1), got hidden widths {widths}"])
+        raise ConfigError([Problem("model.init.antisymmetric", f"needs a two-layer net (depth 1), got hidden widths {widths}")])
     if widths[0] % 2:
-        raise ConfigError([f"model.init.antisymmetric: needs an even width, got model.width={widths[0]}"])
+        raise ConfigError([Problem("model.init.antisymmetric", f"needs an even width, got model.width={widths[0]}")])
 
 
 def build_mlp(
@@ -248,7 +248,7 @@ def build_mlp(
 ) -> MLP:
     """The MLP of `spec` for a task with `input_dim` inputs and `output_dim` outputs."""
     problems = [
-        f"model.{name}: must match the task's {name} {task_value}, got {spec_value}"
+        Problem(f"model.{name}", f"must match the task's {name} {task_value}", spec_value)
         for name, spec_value, task_value in (
             ("input_dim", spec.input_dim, input_dim),
             ("output_dim", spec.output_dim, output_dim),

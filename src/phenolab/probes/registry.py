@@ -7,13 +7,16 @@ works on any ``nn.Module`` that maps a (n, d) input tensor to outputs.
 
 from __future__ import annotations
 
+import difflib
+import inspect
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
 from torch import nn
 
+from phenolab.config import ConfigError, Problem
 from phenolab.probes.requirements import Requirement
 from phenolab.tasks.base import Task
 
@@ -86,6 +89,43 @@ def get_probe(name: str) -> ProbeFn:
 def probe_names() -> list[str]:
     _load_builtin()
     return sorted(_PROBES)
+
+
+def bind_probe_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of probe `name` checked against its function's signature, before anything runs.
+
+    A ConfigError (paths ``options.KEY``, relative to the probe's entry) for an option the function
+    does not take (unless it takes ``**kwargs``), with the closest name and the allowed ones; for
+    ``model`` or ``task`` (the trainer passes them); for ``reference`` of a probe that needs a
+    reference point (the Recorder passes it, see `register_probe`); and for a keyword the
+    function requires that `options` lacks. Returns the options as a new dict.
+    """
+    params = list(inspect.signature(get_probe(name)).parameters.values())
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)][:2]
+    supplied = {"model": "the trainer", "task": "the trainer"}
+    supplied.update({p.name: "the trainer" for p in positional})
+    if name in _NEEDS_REFERENCE:
+        supplied["reference"] = "the recorder (the parameters at the model's first probed step)"
+    named = [p for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in supplied]
+    allowed = sorted(p.name for p in named)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params)
+    problems = []
+    for key in options:
+        if key in supplied:
+            problems.append(Problem(f"options.{key}", f"probe {name} gets {key} from {supplied[key]}; "
+                                                      "it is not an option"))
+        elif key not in allowed and not takes_any:
+            hint = difflib.get_close_matches(key, allowed, n=1)
+            reason = f"unknown option of probe {name}" + (f"; did you mean '{hint[0]}'?" if hint else "")
+            if not allowed:
+                reason += " (it takes no options)"
+            problems.append(Problem(f"options.{key}", reason, allowed=tuple(allowed) or None))
+    missing = [p.name for p in named if p.default is p.empty and p.name not in options]
+    if missing:
+        problems.append(Problem("options", f"probe {name} needs the option(s) {', '.join(missing)}"))
+    if problems:
+        raise ConfigError(problems)
+    return dict(options)
 
 
 def run_probe(name: str, model: nn.Module, task: Task, **options: Any) -> ProbeResult:

@@ -51,7 +51,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from phenolab.config import ConfigError
+from phenolab.config import ConfigError, Problem
 
 if TYPE_CHECKING:  # pragma: no cover
     from phenolab.experiments.training import GroupDone, ProgressFn, TrainItem
@@ -392,10 +392,10 @@ ExecutorFactory = Callable[..., Executor]
 
 def _inline(jobs: int | None = None, attempts: int | None = None) -> Executor:
     if jobs is not None and jobs != 1:
-        raise ConfigError([f"jobs: the inline executor trains in this process, one group at a time, got {jobs} "
-                           "(the local executor has a pool of workers)"])
+        raise ConfigError([Problem("jobs", f"the inline executor trains in this process, one group at a time, got {jobs} "
+                                   "(the local executor has a pool of workers)")])
     if attempts is not None:
-        raise ConfigError(["attempts: the inline executor has no workers to retry (the local executor has)"])
+        raise ConfigError([Problem("attempts", "the inline executor has no workers to retry (the local executor has)")])
     return InlineExecutor()
 
 
@@ -436,11 +436,11 @@ def make_executor(name: str = "inline", *, jobs: int | None = None, attempts: in
         except ModuleNotFoundError as exc:
             if exc.name != package and not (exc.name or "").startswith(package + "."):
                 raise
-            raise ConfigError([f"executor {name}: not available yet (available: {', '.join(_REGISTRY)}): "
-                               f"the {package} package is not installed; {install}"]) from None
+            raise ConfigError([Problem(f"executor {name}", f"not available yet (available: {', '.join(_REGISTRY)}): "
+                                       f"the {package} package is not installed; {install}")]) from None
     available = ", ".join(_REGISTRY)
     if name not in _REGISTRY:
-        raise ConfigError([f"executor: must be one of {available}, got {name!r}"])
+        raise ConfigError([Problem("executor", f"must be one of {available}", name)])
     if jobs is not None:
         _positive("jobs", jobs)
     if attempts is not None:
@@ -457,5 +457,5 @@ def available_cores() -> int:
 
 def _positive(field_name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError([f"{field_name}: must be a positive integer, got {value!r}"])
+        raise ConfigError([Problem(field_name, "must be a positive integer", value)])
     return value

@@ -44,7 +44,7 @@ from typing import Any
 import ray
 import ray.exceptions
 
-from phenolab.config import ConfigError
+from phenolab.config import ConfigError, Problem
 from phenolab.sweep.executors import (DEFAULT_ATTEMPTS, IDLE_S, Executor, Job, JobFailed, OnDone, OnIdle, OnStart,
                                       _Attempts, _positive, available_cores, register_executor)
 
@@ -57,7 +57,7 @@ def check_address(address: str | None) -> str | None:
     """None, ``auto``, ``local``, ``HOST:PORT`` or ``ray://HOST:PORT``; ConfigError otherwise."""
     if address is None or address in ("auto", "local") or _ADDRESS.fullmatch(address):
         return address
-    raise ConfigError([f"address: auto, HOST:PORT or ray://HOST:PORT (a Ray cluster's head), got {address!r}"])
+    raise ConfigError([Problem("address", f"auto, HOST:PORT or ray://HOST:PORT (a Ray cluster's head), got {address!r}")])
 
 
 class RayExecutor(Executor):
@@ -120,7 +120,7 @@ class RayExecutor(Executor):
             except (ConnectionError, TimeoutError, ray.exceptions.RayError, RuntimeError, ValueError) as exc:
                 where = "a local Ray instance" if self.address in (None, "local") else f"the Ray cluster at {self.address}"
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                raise ConfigError([f"address: could not start or reach {where}: {first}"]) from None
+                raise ConfigError([Problem("address", f"could not start or reach {where}: {first}")]) from None
             self._started = True
         from phenolab.train.workers import run_ray_job
 

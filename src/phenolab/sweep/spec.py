@@ -37,14 +37,14 @@ import math
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, field_validator, model_validator
 
-from phenolab.config import (ConfigError, ExperimentSpec, Spec, canonical_json, config_hash, family_of, load_yaml, merge,
-                             parse_overrides, parse_value, validate)
+from phenolab.config import (MISSING, ConfigError, ExperimentSpec, Problem, Spec, canonical_json, config_hash,
+                             family_of, load_yaml, merge, parse_overrides, parse_value, validate)
 from phenolab.experiments.base import Experiment, get_experiment
 
 DEFAULT_MAX_POINTS = 10_000
@@ -52,9 +52,7 @@ MAX_RANGE_POINTS = 100_000  # one range axis; the product is guarded by `max_poi
 RANGE_SYNTAX = "a range is a:b:n or a:b:n:log"
 _RESERVED = {"experiment": "the sweep's experiment", "preset": "the sweep's preset"}
 _EXPONENT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-_PROBLEM_PATH = re.compile(r"^([A-Za-z_][\w.\[\]]*): ")
 _MAX_PROBLEMS = 10
-_GOT_DICT = re.compile(r", got \{.*$")
 
 
 # -------------------------------------------------------------------------------------- axes
@@ -213,7 +211,7 @@ def _unique_values(values: Sequence[Any], label: str) -> tuple[Any, ...]:
 
 
 def _error(label: str, reason: str) -> ConfigError:
-    return ConfigError([f"{label}: {reason}"])
+    return ConfigError([Problem(label, reason)])
 
 
 # -------------------------------------------------------------------------------- the spec
@@ -321,7 +319,7 @@ def load_sweep(path: str | Path) -> SweepSpec:
         spec = validate(SweepSpec, data)
         spec.parsed_axes()
     except ConfigError as err:
-        raise ConfigError([f"sweep file {path}: {p}" for p in err.problems]) from None
+        raise ConfigError([Problem(f"sweep file {path}", str(p)) for p in err.items]) from None
     return spec
 
 
@@ -379,7 +377,7 @@ def expand(spec: SweepSpec, max_points: int = DEFAULT_MAX_POINTS) -> list[SweepP
     _check_size(axes, max_points)
     base_cfg = _resolve_base(experiment, spec, axes)
     points: list[SweepPoint] = []
-    problems: list[str] = []
+    problems: list[Problem] = []
     for index, combo in enumerate(itertools.product(*(axis.values for axis in axes))):
         values = {axis.path: value for axis, value in zip(axes, combo)}
         try:
@@ -393,13 +391,13 @@ def expand(spec: SweepSpec, max_points: int = DEFAULT_MAX_POINTS) -> list[SweepP
 
 def _check_preset(experiment: Experiment, preset: str) -> None:
     if preset not in experiment.presets:
-        raise ConfigError([f"preset: must be one of {', '.join(experiment.presets)}, got {preset!r}"])
+        raise ConfigError([Problem("preset", f"must be one of {', '.join(experiment.presets)}", preset)])
 
 
 def _check_axes(axes: list[Axis], spec: SweepSpec, experiment: Experiment) -> None:
     """At least one axis; no repeated, nested or reserved paths; every path in the config."""
     if not axes:
-        raise ConfigError(["axes: a sweep needs at least one axis, e.g. --axis model.init.gamma=0.5:2:4"])
+        raise ConfigError([Problem("axes", "a sweep needs at least one axis, e.g. --axis model.init.gamma=0.5:2:4")])
     paths = config_paths(experiment.config)
     for i, axis in enumerate(axes):
         for other in axes[:i]:
@@ -485,8 +483,8 @@ def _check_size(axes: list[Axis], max_points: int) -> None:
         empty = next(axis for axis in axes if not axis.values)
         raise _error(empty.label, "empty list of values, so the sweep has no points")
     if total > max_points:
-        raise ConfigError([f"axes: the sweep has {total} points ({' x '.join(map(str, sizes))}), more than "
-                           f"max_points={max_points}; narrow an axis or raise max_points"])
+        raise ConfigError([Problem("axes", f"the sweep has {total} points ({' x '.join(map(str, sizes))}), more than "
+                                           f"max_points={max_points}; narrow an axis or raise max_points")])
 
 
 def _base_overrides(spec: SweepSpec) -> dict[str, Any]:
@@ -502,9 +500,9 @@ def _resolve_base(experiment: Experiment, spec: SweepSpec, axes: list[Axis]) -> 
     try:
         return experiment.resolve(spec.preset, _base_overrides(spec))
     except ConfigError as err:
-        if any(_related_axes(problem, axes) for problem in err.problems):
+        if any(_related_axes(item.path, axes) for item in err.items):
             return None
-        raise ConfigError([f"sweep base: {problem}" for problem in err.problems]) from None
+        raise ConfigError([Problem("sweep base", str(item)) for item in err.items]) from None
 
 
 def _make_point(index: int, values: dict[str, Any], spec: SweepSpec, experiment: Experiment) -> SweepPoint:
@@ -513,34 +511,37 @@ def _make_point(index: int, values: dict[str, Any], spec: SweepSpec, experiment:
     return SweepPoint(index, copy.deepcopy(values), overrides, cfg, config_hash(cfg))
 
 
-def _problem_path(problem: str) -> str | None:
-    match = _PROBLEM_PATH.match(problem)
-    return match.group(1).replace("[", ".").replace("]", "") if match else None
+def _config_path(path: str) -> str:
+    """A problem's path as the axes write it: ``probes[0].options.k`` -> ``probes.0.options.k``."""
+    return path.replace("[", ".").replace("]", "")
 
 
-def _related_axes(problem: str, axes: list[Axis]) -> list[Axis]:
-    """The axes whose path is, contains or lies inside the path a problem names."""
-    path = _problem_path(problem)
-    if path is None:
-        return []
+def _related_axes(path: str, axes: list[Axis]) -> list[Axis]:
+    """The axes whose path is, contains or lies inside a problem's `path`."""
+    path = _config_path(path)
     return [a for a in axes if a.path == path or _nested_paths(a.path, path)]
 
 
 def _blame(err: ConfigError, axes: list[Axis], index: int, values: dict[str, Any],
-           base_cfg: ExperimentSpec | None) -> list[str]:
-    """Prefix each problem with the axes it concerns, or else with the whole point."""
+           base_cfg: ExperimentSpec | None) -> list[Problem]:
+    """Each problem under the axes its path concerns, or else under the whole point.
+
+    A problem at a group that holds several swept fields (``model.init: give either std or
+    gamma``) goes to the axes whose field its reason names, or to all of them if it names none."""
     out = []
-    for problem in err.problems:
-        problem = _GOT_DICT.sub("", problem)  # the whole rejected group adds nothing to the axis values
-        related = _related_axes(problem, axes)
+    for item in err.items:
+        if isinstance(item.value, dict):  # the whole rejected group adds nothing to the axis values
+            item = replace(item, value=MISSING)
+        related = _related_axes(item.path, axes)
         if not related:
             point = ", ".join(f"{path}={value!r}" for path, value in values.items())
-            out.append(f"sweep point {index} ({point}): {problem}")
+            out.append(Problem(f"sweep point {index} ({point})", str(item)))
             continue
-        mentioned = [a for a in related if _mentions(problem, _relative(a.path, _problem_path(problem)))]
+        path = _config_path(item.path)
+        mentioned = [a for a in related if _mentions(item.reason, _relative(a.path, path))]
         related = mentioned or related
-        hint = _unset_hint(related[0], problem, base_cfg) if len(related) == 1 else ""
-        out.append(f"{' and '.join(a.label for a in related)}: {problem}{hint}")
+        hint = _unset_hint(related[0], item, base_cfg) if len(related) == 1 else ""
+        out.append(Problem(" and ".join(a.label for a in related), f"{item}{hint}"))
     return out
 
 
@@ -549,25 +550,25 @@ def _mentions(text: str, word: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(word)}(?![\w.])", text) is not None
 
 
-def _relative(path: str, parent: str | None) -> str:
+def _relative(path: str, parent: str) -> str:
     """``model.init.gamma`` relative to ``model`` is ``init.gamma``."""
-    return path[len(parent) + 1:] if parent and path.startswith(parent + ".") else path
+    return path[len(parent) + 1:] if path.startswith(parent + ".") else path
 
 
-def _unset_hint(axis: Axis, problem: str, base_cfg: ExperimentSpec | None) -> str:
+def _unset_hint(axis: Axis, item: Problem, base_cfg: ExperimentSpec | None) -> str:
     """A hint when a parent-level check rejects an axis whose field is unset (None) in the config.
 
-    E.g. ``model.width`` is None in f-principle because ``model.widths`` is set: when the message
+    E.g. ``model.width`` is None in f-principle because ``model.widths`` is set: when the reason
     names exactly one set sibling, say how to clear it.
     """
-    path = _problem_path(problem)
-    if base_cfg is None or path is None or not axis.path.startswith(path + "."):
+    path = _config_path(item.path)
+    if base_cfg is None or not axis.path.startswith(path + "."):
         return ""
     parent_path, leaf = axis.path.rsplit(".", 1)
     parent = _lookup(base_cfg.model_dump(), parent_path)
     if not isinstance(parent, dict) or parent.get(leaf, 0) is not None:
         return ""
-    siblings = [k for k, v in parent.items() if k != leaf and v is not None and _mentions(problem, k)]
+    siblings = [k for k, v in parent.items() if k != leaf and v is not None and _mentions(item.reason, k)]
     if len(siblings) != 1:
         return ""
     other = f"{parent_path}.{siblings[0]}"
@@ -583,11 +584,14 @@ def _lookup(tree: Any, path: str) -> Any:
     return tree
 
 
-def _first_unique(problems: list[str]) -> list[str]:
-    unique = list(dict.fromkeys(problems))
+def _first_unique(problems: list[Problem]) -> list[Problem]:
+    first: dict[str, Problem] = {}
+    for problem in problems:
+        first.setdefault(str(problem), problem)
+    unique = list(first.values())
     if len(unique) <= _MAX_PROBLEMS:
         return unique
-    return unique[:_MAX_PROBLEMS] + [f"... and {len(unique) - _MAX_PROBLEMS} more problems"]
+    return unique[:_MAX_PROBLEMS] + [Problem("", f"... and {len(unique) - _MAX_PROBLEMS} more problems")]
 
 
 # ---------------------------------------------------------------------------- id, grouping

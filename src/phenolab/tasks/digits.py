@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from phenolab.config import ConfigError, DigitsData
+from phenolab.config import ConfigError, DigitsData, Problem
 from phenolab.tasks.base import Task
 
 N_IMAGES = 1797
@@ -16,11 +16,11 @@ def digits(spec: DigitsData, generator: torch.Generator, dtype: torch.dtype = to
     problems = []
     if spec.n_train + spec.n_test > N_IMAGES:
         problems.append(
-            f"data.n_train: n_train + n_test must be <= {N_IMAGES} (the digits set), "
-            f"got {spec.n_train} + {spec.n_test}"
+            Problem("data.n_train", f"n_train + n_test must be <= {N_IMAGES} (the digits set), "
+                    f"got {spec.n_train} + {spec.n_test}")
         )
     if spec.noise > 0:
-        problems.append(f"data.noise: not supported for digits (must be 0), got {spec.noise}")
+        problems.append(Problem("data.noise", "not supported for digits (must be 0)", spec.noise))
     if problems:
         raise ConfigError(problems)
     from sklearn.datasets import load_digits  # slow import, only when needed

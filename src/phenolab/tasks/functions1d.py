@@ -7,7 +7,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from phenolab.config import ConfigError, ExpressionData, SinesData
+from phenolab.config import ConfigError, ExpressionData, Problem, SinesData
 from phenolab.tasks.base import Task
 from phenolab.tasks.safe_expr import compile_expression
 
@@ -40,7 +40,7 @@ def expression(spec: ExpressionData, generator: torch.Generator, dtype: torch.dt
     for x in (task.x_train, task.x_test):
         if x is not None and not torch.isfinite(target(x)).all():
             low, high = float(x.min()), float(x.max())
-            raise ConfigError([f"data.expr: not finite everywhere on [{low:g}, {high:g}], got {spec.expr!r}"])
+            raise ConfigError([Problem("data.expr", f"not finite everywhere on [{low:g}, {high:g}], got {spec.expr!r}")])
     return task
 
 

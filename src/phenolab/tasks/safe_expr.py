@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from phenolab.config import ConfigError
+from phenolab.config import ConfigError, Problem
 
 
 def _where(cond: Tensor, a: Tensor, b: Tensor) -> Tensor:
@@ -103,7 +103,7 @@ def compile_expression(expr: str) -> Callable[[Tensor], Tensor]:
 
 
 def _config_error(reason: str, expr: str) -> ConfigError:
-    return ConfigError([f"data.expr: {reason}, got {expr!r}"])
+    return ConfigError([Problem("data.expr", f"{reason}, got {expr!r}")])  # the whole expression, never shortened
 
 
 def _check(node: ast.AST) -> None:

@@ -464,7 +464,7 @@ def _measured(verdict: dict[str, Any]) -> str:
 
 def _print_verdict(name: str, verdict: dict[str, Any], run_id: int, reused: bool, st: Any) -> None:
     table = Table(title=f"{name}: {'PASS' if verdict.get('passed') else 'FAIL'}"
-                        + (" (reused a finished run with the same config; --force re-runs)" if reused else ""))
+                        + (" (reused the stored runs of this config, judged again; --force re-runs)" if reused else ""))
     for col in ("check", "measured", "need", "paper", "ok"):
         table.add_column(col, overflow="fold")
     for c in verdict.get("checks", []):

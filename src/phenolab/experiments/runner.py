@@ -1,9 +1,13 @@
 """Run an experiment end to end: plan, train its runs into the store, analyze, judge, report.
 
 The experiment is a parent run (kind ``experiment``) whose training runs (kind ``train``) are
-its children. A parent whose config hash is already ``done`` is reused unless ``force``; so is
-a training run (`training.train_items`), which lets an interrupted experiment resume without
-redoing finished runs. `prepare`, `open_parent` and `finish` are the steps a sweep reuses.
+its children. A training or measurement run is reused when a ``done`` one with its config hash
+was stored by the current code (`phenolab.versioning`), which lets an interrupted experiment
+resume without redoing finished runs. Analysis, verdict and figures are never reused: a parent
+whose config hash is already ``done`` is judged again from its stored runs (`reuse`), so a fixed
+analysis shows at once; only when one of those runs is missing, failed or of older code does the
+experiment run again (as a new parent, reusing what is current). ``force`` redoes everything.
+`prepare`, `open_parent`, `reuse` and `finish` are the steps a sweep reuses.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from phenolab import versioning
 from phenolab.config import ConfigError, ExperimentSpec, RunSpec, config_hash
 from phenolab.experiments.base import (
     RESULT_ARTIFACT,
@@ -27,12 +32,15 @@ from phenolab.experiments.base import (
 from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, build, error_line, train_items
 from phenolab.probes.registry import check_requirements
 from phenolab.report.html import render_run_page
-from phenolab.store import Store
+from phenolab.store import Store, StoreError
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The stored experiment run and its verdict (as a dict, the way the store keeps it)."""
+    """The stored experiment run and its verdict (as a dict, the way the store keeps it).
+
+    `reused`: no training or measurement was needed; the verdict was computed again from the
+    stored runs of an earlier experiment run with this config hash (`run_id` is that run)."""
 
     run_id: int
     name: str
@@ -75,12 +83,47 @@ def prepare(name: str, preset: str = "quick", overrides: Mapping[str, Any] | Non
 
 
 def reuse(prepared: Prepared, store: Store) -> Outcome | None:
-    """The stored outcome of a ``done`` experiment run with this config hash, if there is one."""
+    """Judge a ``done`` experiment run with this config hash again from its stored runs, if there is
+    one whose runs are all current (`stored_runs`): analysis, verdict, figures and report are
+    recomputed by today's code and replace the stored ones. None: run the experiment."""
     done = store.find_done("experiment", prepared.experiment.name, prepared.config_hash)
     if done is None:
         return None
-    run = store.get_run(done)
-    return Outcome(done, prepared.experiment.name, run["verdict"] or {}, run["summary"] or {}, reused=True)
+    runs = stored_runs(prepared, done, store)
+    if runs is None:
+        return None
+    return finish(prepared, done, runs, store, reused=True)
+
+
+def stored_runs(prepared: Prepared, parent: int, store: Store) -> list[RunData] | None:
+    """The runs experiment run `parent` was judged on (its summary's ``runs``: label -> run id), in
+    the order `finish` takes them, or None if one is missing or no longer current: a planned
+    run whose label is not there, or whose stored run has another kind, name or config hash,
+    was stored by other code (`phenolab.versioning`; NULL before schema 3), or did not end
+    ``done`` (a training run that diverged counts as its result)."""
+    listed = (store.get_run(parent)["summary"] or {}).get("runs")
+    if not isinstance(listed, dict):
+        return None
+    name = prepared.experiment.name
+    train_version = versioning.code_version()
+    wanted = [(label, spec, "train", config_hash(spec), train_version, ("done", "diverged"))
+              for label, spec in prepared.plan]
+    wanted += [(c.label, None, "measure", c.config_hash, versioning.measure_version(c.compute), ("done",))
+               for c in prepared.computations]
+    out = []
+    for label, spec, kind, digest, version, ended in wanted:
+        run_id = listed.get(label)
+        if not isinstance(run_id, int) or isinstance(run_id, bool):
+            return None
+        try:
+            row = store.get_run(run_id)
+        except StoreError:
+            return None
+        if ((row["kind"], row["name"], row["config_hash"], row["code_version"]) != (kind, name, digest, version)
+                or row["status"] not in ended):
+            return None
+        out.append(RunData(label, run_id, spec, row["status"], row["error"], store))
+    return out
 
 
 def open_parent(prepared: Prepared, store: Store, sweep_id: str | None = None) -> tuple[int, list[TrainItem]]:
@@ -100,10 +143,11 @@ def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool 
     that raises is stored ``failed`` with the error and the others go on (the verdict then names
     it, `failed_runs`); Ctrl-C stores the ones in flight ``interrupted`` and re-raises."""
     name, comps = prepared.experiment.name, prepared.computations
+    versions = [versioning.measure_version(comp.compute) for comp in comps]
     out: dict[int, RunData] = {}
     todo = []
     for k, comp in enumerate(comps):
-        done = None if force else store.find_done("measure", name, comp.config_hash)
+        done = None if force else store.find_done("measure", name, comp.config_hash, versions[k])
         if done is not None:
             out[k] = RunData(comp.label, done, None, "done", None, store)
         else:
@@ -113,7 +157,7 @@ def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool 
     def on_start(j: int) -> None:
         comp = comps[todo[j]]
         open_[j] = store.create_run(kind="measure", name=name, config=comp.config, config_hash=comp.config_hash,
-                                    parent_id=parent, label=comp.label)
+                                    parent_id=parent, label=comp.label, code_version=versions[todo[j]])
 
     def on_done(j: int, outcome: Any) -> None:
         run, comp = open_.pop(j), comps[todo[j]]
@@ -146,19 +190,25 @@ def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool 
     return [out[k] for k in range(len(comps))]
 
 
-def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store) -> Outcome:
-    """Analyze the stored runs, judge, save figures and the report, and close the parent run."""
+def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store, *, reused: bool = False) -> Outcome:
+    """Analyze the stored runs, judge, save figures and the report, and close the parent run.
+
+    `reused`: the parent is an earlier ``done`` run judged again (`reuse`); its summary, verdict,
+    figures and report are replaced, its status and times kept."""
     experiment, cfg = prepared.experiment, prepared.config
     summary = experiment.analyze(cfg, runs)
     verdict = experiment.verdict(cfg, summary)
     summary = {**summary, "runs": {r.label: r.run_id for r in runs}}
     figures = experiment.figures(cfg, runs, summary)
     saved = {caption: store.save_figure(parent, caption, fig) for caption, fig in figures.items()}
-    store.finish_run(parent, "done", summary=summary, verdict=verdict.to_dict())
+    if reused:
+        store.update_results(parent, summary=summary, verdict=verdict.to_dict())
+    else:
+        store.finish_run(parent, "done", summary=summary, verdict=verdict.to_dict())
     store.save_text(parent, "report.html", render_run_page(
         store.get_run(parent), verdict=verdict.to_dict(), figures=saved,
         children=[store.get_run(i) for i in dict.fromkeys(r.run_id for r in runs)]))
-    return Outcome(parent, experiment.name, verdict.to_dict(), summary, reused=False)
+    return Outcome(parent, experiment.name, verdict.to_dict(), summary, reused=reused)
 
 
 def close_on_error(store: Store, parents: list[int], exc: BaseException) -> None:
@@ -181,7 +231,8 @@ def run_experiment(
     progress: ProgressFn | None = None,
     executor: GroupExecutor | None = None,
 ) -> Outcome:
-    """Resolve, run (or reuse) and judge experiment `name`; bad input raises ConfigError first.
+    """Resolve, run (or reuse the stored runs of) and judge experiment `name`; bad input raises
+    ConfigError first. The verdict is always computed by the current analysis (`reuse`).
 
     `executor` trains the runs' ensemble groups (`phenolab.sweep.executors`; None: in this process)."""
     prepared = prepare(name, preset, overrides)

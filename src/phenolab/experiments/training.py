@@ -1,7 +1,8 @@
 """Train planned runs into the store: reuse finished ones by config hash, batch the rest as ensembles.
 
 A `TrainItem` is one planned training run of an experiment. `train_items` looks each one up by
-its config hash (a ``done`` run with that hash is reused unless ``force``), groups the others
+its config hash and the code version (`phenolab.versioning.code_version`: a ``done`` run with that
+hash, stored by the same training code, is reused unless ``force``), groups the others
 whose networks and data match (`phenolab.train.ensemble.ensemble_key`) and trains each group
 in one call of the ensemble trainer, or a lone run with the plain loop. Every run is recorded
 as a child of its item's parent experiment run.
@@ -25,6 +26,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
+from phenolab import versioning
 from phenolab.config import RunSpec, config_hash
 from phenolab.experiments.base import RunData
 from phenolab.models import build_model, model_kind, parameter_count
@@ -88,8 +90,9 @@ def train_items(items: Sequence[TrainItem], store: Store, *, force: bool = False
     """
     results: dict[int, RunData] = {}
     todo: list[int] = []
+    version = versioning.code_version()
     for i, item in enumerate(items):
-        done = None if force else store.find_done("train", item.experiment, item.config_hash)
+        done = None if force else store.find_done("train", item.experiment, item.config_hash, version)
         if done is not None:
             results[i] = RunData(item.label, done, item.spec, "done", None, store)
         else:
@@ -168,8 +171,10 @@ def group_label(group: Sequence[TrainItem]) -> str:
 
 
 def open_runs(group: Sequence[TrainItem], store: Store) -> list[Recorder]:
-    """One `Recorder` (a ``running`` run in the store) per item of the group."""
-    return [Recorder(store, item.experiment, item.spec, kind="train", parent_id=item.parent_id, label=item.label)
+    """One `Recorder` (a ``running`` run in the store, stamped with the code version) per item of the group."""
+    version = versioning.code_version()
+    return [Recorder(store, item.experiment, item.spec, kind="train", parent_id=item.parent_id, label=item.label,
+                     code_version=version)
             for item in group]
 
 

@@ -61,6 +61,7 @@ def from_json(text: str | None) -> Any:
 def run_from_row(row: dict[str, Any]) -> dict[str, Any]:
     """A `runs` row as the API returns it: JSON columns parsed, `passed` as bool or None."""
     run = dict(row)
+    run.setdefault("code_version", None)  # a read-only store older than schema 3 has no such column
     for column in JSON_COLUMNS:
         run[column] = from_json(run.get(column))
     if run.get("passed") is not None:

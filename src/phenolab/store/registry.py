@@ -37,7 +37,6 @@ from phenolab.store.paths import default_store_path
 from phenolab.store.schema import (
     FINAL_STATUSES,
     RUN_STATUSES,
-    SCHEMA_VERSION,
     classify,
     create_schema,
     stored_version,
@@ -81,6 +80,7 @@ class Store:
         self._pid = os.getpid()
         self._conn: sqlite3.Connection | None = None
         self._summary_missing = False  # a read-only older store: summary tables still to build in TEMP
+        self._has_code_version = True  # False for a read-only store older than schema 3 (no such column)
         self._conn = self._open_readonly() if readonly else self._open_readwrite()
         if not readonly:
             try:
@@ -98,7 +98,9 @@ class Store:
         conn = db.connect_readonly(self.path)
         try:
             with db.translated_errors(self.path):
-                self._summary_missing = stored_version(conn) < SCHEMA_VERSION
+                version = stored_version(conn)
+                self._summary_missing = version < 2
+                self._has_code_version = version >= 3
         except BaseException:
             conn.close()
             raise
@@ -234,8 +236,12 @@ class Store:
         parent_id: int | None = None,
         sweep_id: str | None = None,
         label: str | None = None,
+        code_version: str | None = None,
     ) -> int:
-        """Register a new run with status 'running' and return its id."""
+        """Register a new run with status 'running' and return its id.
+
+        `code_version` names the source that produces the run's results (`phenolab.versioning`);
+        `find_done` matches it, so a result of other code is not reused."""
         for field, value in (("kind", kind), ("name", name), ("config_hash", config_hash)):
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{field} must be a non-empty string, got {value!r}")
@@ -248,6 +254,7 @@ class Store:
             "status": "running", "config_hash": config_hash, "config": to_json(dict(config)),
             "started": now, "heartbeat": now, "pid": pid, "hostname": hostname(),
             "proc_start": process_start(pid), "phenolab_version": _phenolab_version(),
+            "code_version": code_version,
         }
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
@@ -295,15 +302,43 @@ class Store:
             )
             write_summary(conn, _run_id(run_id))
 
-    def find_done(self, kind: str, name: str, config_hash: str) -> int | None:
-        """Id of the newest 'done' run of that kind, name and config hash, or None."""
+    def find_done(self, kind: str, name: str, config_hash: str, code_version: str | None = None) -> int | None:
+        """Id of the newest 'done' run of that kind, name and config hash, or None.
+
+        With `code_version`, only a run stored under that code version counts (a run stored
+        without one, e.g. before schema 3, never does); without it, any code version."""
+        sql = "SELECT id FROM runs WHERE name = ? AND config_hash = ? AND status = 'done' AND kind = ?"
+        params: list[Any] = [name, config_hash, kind]
+        if code_version is not None:
+            if not self._has_code_version:
+                return None  # a read-only older store: no run has a code version
+            sql += " AND code_version = ?"
+            params.append(code_version)
         with self._reading() as conn:
-            row = conn.execute(
-                "SELECT id FROM runs WHERE name = ? AND config_hash = ? AND status = 'done' AND kind = ? "
-                "ORDER BY id DESC LIMIT 1",
-                (name, config_hash, kind),
-            ).fetchone()
+            row = conn.execute(sql + " ORDER BY id DESC LIMIT 1", params).fetchone()
         return None if row is None else int(row["id"])
+
+    def update_results(
+        self,
+        run_id: int,
+        *,
+        summary: Mapping[str, Any] | None,
+        verdict: Mapping[str, Any] | None,
+    ) -> None:
+        """Replace a finished run's summary and verdict (an experiment judged again from its stored
+        runs); its status, error and times stay. StoreError if the run is still running."""
+        passed = None
+        if verdict is not None:
+            if not isinstance(verdict, Mapping) or "passed" not in verdict:
+                raise ValueError("verdict must be a dict with at least a 'passed' key")
+            passed = int(bool(verdict["passed"]))
+        summary_json, verdict_json = to_json(summary), to_json(verdict)
+        with self._writing() as conn:
+            if self._require_run(conn, run_id)["status"] == "running":
+                raise StoreError(f"run {run_id} in {self.path} is still running; finish it first")
+            conn.execute("UPDATE runs SET summary = ?, verdict = ?, passed = ? WHERE id = ?",
+                         (summary_json, verdict_json, passed, _run_id(run_id)))
+            write_summary(conn, _run_id(run_id))
 
     def get_run(self, run_id: int) -> dict[str, Any]:
         """Every column of the run; config, summary and verdict parsed from JSON."""

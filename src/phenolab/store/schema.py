@@ -10,7 +10,9 @@ from phenolab.store.summary import backfill, summary_ddl
 
 # 1: runs, metrics, artifacts. 2: the summary tables (run_config, run_summary, run_final_metrics,
 # run_checks; see summary.py), created and back-filled when a version-1 store is opened to write.
-SCHEMA_VERSION = 2
+# 3: runs.code_version (`phenolab.versioning`: the source that produced a training or measurement
+# run), added as NULL to the rows of an older store opened to write; a NULL run is never reused.
+SCHEMA_VERSION = 3
 APPLICATION = "phenolab"
 # Written to the SQLite header (offset 68) as a second marker; "phnl" in ASCII.
 APPLICATION_ID = 0x70686E6C
@@ -50,7 +52,8 @@ DDL: tuple[str, ...] = (
         pid              INTEGER,
         hostname         TEXT,
         proc_start       TEXT,
-        phenolab_version TEXT
+        phenolab_version TEXT,
+        code_version     TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS runs_by_name_hash_status ON runs (name, config_hash, status)",
     "CREATE INDEX IF NOT EXISTS runs_by_parent ON runs (parent_id)",
@@ -131,7 +134,7 @@ def upgrade(conn: sqlite3.Connection, path: Path) -> bool:
     """Bring an older store up to `SCHEMA_VERSION` in one write transaction; True if it changed.
 
     Re-reads the version under the write lock, so that two processes opening the same old store
-    upgrade it once. Adds tables only: nothing that was stored is changed or dropped.
+    upgrade it once. Adds tables and columns only: nothing that was stored is changed or dropped.
     """
     if stored_version(conn) >= SCHEMA_VERSION:
         return False
@@ -143,6 +146,8 @@ def upgrade(conn: sqlite3.Connection, path: Path) -> bool:
             for statement in summary_ddl():
                 conn.execute(statement)
             backfill(conn)
+        if version < 3:
+            conn.execute("ALTER TABLE runs ADD COLUMN code_version TEXT")  # NULL: never reused
         if version < SCHEMA_VERSION:
             conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('upgraded_from', ?)", (str(version),))

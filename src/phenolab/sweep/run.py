@@ -4,7 +4,10 @@ The sweep is validated whole (`expand`) before anything is stored. It is recorde
 kind ``sweep`` (config: the sweep spec; config hash: the sweep id), and each point's experiment
 run carries the sweep id. All points' training runs go through one `train_items` call, so runs
 of the same shape from different points train together as ensembles. After an interruption the
-same sweep resumes: finished experiment and training runs are found by config hash and reused.
+same sweep resumes: finished training and measurement runs are found by config hash and code
+version (`phenolab.versioning`) and reused. Verdicts are never reused: a point whose experiment
+run is ``done`` is judged again from its stored runs (`runner.reuse`), and a finished sweep whose
+points all are gets its summary rewritten rather than a new sweep run.
 The groups train where the executor puts them (`phenolab.sweep.executors`: this process, or a
 pool of worker processes); only this process writes the store.
 """
@@ -16,7 +19,6 @@ from typing import Any
 
 from phenolab.experiments.runner import (
     Outcome,
-    Prepared,
     close_on_error,
     finish,
     measure_items,
@@ -31,7 +33,8 @@ from phenolab.sweep.spec import SweepPoint, SweepSpec, expand, sweep_id
 
 @dataclass(frozen=True)
 class SweepOutcome:
-    """The sweep's own run, its id, and each point with its experiment outcome."""
+    """The sweep's own run, its id, and each point with its experiment outcome; `reused`: an
+    earlier finished sweep run whose points were all judged again without training."""
 
     sweep_id: str
     run_id: int
@@ -55,18 +58,23 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
     points = expand(spec)
     prepared = [prepare(spec.experiment, spec.preset, p.overrides) for p in points]
     sid = sweep_id(spec)
-    if not force and (done := store.find_done("sweep", spec.experiment, sid)) is not None:
-        return SweepOutcome(sid, done, _stored_points(points, prepared, store), reused=True)
+    outcomes: dict[int, Outcome] = {}
+    if not force:  # points already done: judged again from their stored runs
+        for i, prep in enumerate(prepared):
+            if (stored := reuse(prep, store)) is not None:
+                outcomes[i] = stored
+        done = store.find_done("sweep", spec.experiment, sid)
+        if done is not None and len(outcomes) == len(points):
+            store.update_results(done, summary=_sweep_summary(points, outcomes), verdict=None)
+            return SweepOutcome(sid, done, [(p, outcomes[p.index]) for p in points], reused=True)
     record = store.create_run(kind="sweep", name=spec.experiment, config=sweep_record(spec, points),
                               config_hash=sid, sweep_id=sid, label=spec.name)
-    outcomes: dict[int, Outcome] = {}
     parents: dict[int, int] = {}
     items: list[TrainItem] = []
     owner: list[int] = []  # the point index of each item
     try:
         for i, prep in enumerate(prepared):
-            if not force and (stored := reuse(prep, store)) is not None:
-                outcomes[i] = stored
+            if i in outcomes:
                 continue
             parents[i], point_items = open_parent(prep, store, sweep_id=sid)
             items += point_items
@@ -75,8 +83,7 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
         for i, parent in parents.items():
             measured = measure_items(prepared[i], parent, store, force=force, progress=progress, executor=executor)
             outcomes[i] = finish(prepared[i], parent, [r for r, o in zip(runs, owner) if o == i] + measured, store)
-        summary = {"points": [_point_summary(p, outcomes[p.index]) for p in points]}
-        store.finish_run(record, "done", summary=summary)
+        store.finish_run(record, "done", summary=_sweep_summary(points, outcomes))
     except BaseException as exc:
         close_on_error(store, [*parents.values(), record], exc)
         raise
@@ -84,16 +91,11 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
     return SweepOutcome(sid, record, [(p, outcomes[p.index]) for p in points])
 
 
+def _sweep_summary(points: list[SweepPoint], outcomes: dict[int, Outcome]) -> dict[str, Any]:
+    return {"points": [_point_summary(p, outcomes[p.index]) for p in points]}
+
+
 def _point_summary(point: SweepPoint, outcome: Outcome) -> dict[str, Any]:
     return {"index": point.index, "values": point.values, "run_id": outcome.run_id, "passed": outcome.passed,
             "measured": {c["name"]: c.get("measured") for c in outcome.verdict.get("checks", [])},
             "checks": outcome.verdict.get("checks", [])}
-
-
-def _stored_points(points: list[SweepPoint], prepared: list[Prepared], store: Store) -> list[tuple[SweepPoint, Outcome]]:
-    out = []
-    for point, prep in zip(points, prepared):
-        stored = reuse(prep, store)
-        if stored is not None:
-            out.append((point, stored))
-    return out

@@ -83,6 +83,7 @@ class Recorder(_Probing):
         parent_id: int | None = None,
         label: str | None = None,
         sweep_id: str | None = None,
+        code_version: str | None = None,
     ):
         self._owns_store = not isinstance(store, Store)
         self.store = store if isinstance(store, Store) else Store(store)
@@ -91,7 +92,7 @@ class Recorder(_Probing):
         self.config_hash = config_hash(cfg)
         self.run_id = self.store.create_run(
             kind=kind, name=name, config=cfg, config_hash=self.config_hash,
-            parent_id=parent_id, sweep_id=sweep_id, label=label,
+            parent_id=parent_id, sweep_id=sweep_id, label=label, code_version=code_version,
         )
         self.status: str | None = None
         self._rows: list[tuple[int, str, float]] = []

@@ -140,14 +140,13 @@ def list_cmd() -> None:
 
     entries = experiments()
     origins = [provided_by("experiment", e.name) for e in entries]
+    plugged = any(origins)  # a "from" column only when a plugin adds entries
     table = Table(title="phenolab catalog", show_lines=True)
-    for col in ("name", "title", "source", "claim"):
+    for col in ("name", "title", "source", "claim") + (("from",) if plugged else ()):
         table.add_column(col, overflow="fold")
-    if any(origins):
-        table.add_column("from", overflow="fold")
     for e, origin in zip(entries, origins):
-        row = [e.name, e.title, e.source, e.claim]
-        table.add_row(*row, *([origin.label if origin else "phenolab"] if any(origins) else []))
+        origin_cell = [origin.label if origin else "phenolab"] if plugged else []
+        table.add_row(e.name, e.title, e.source, e.claim, *origin_cell)
     out.print(table)
 
 

@@ -87,7 +87,6 @@ def _load_builtin() -> None:
     import pkgutil
 
     import phenolab.probes as package
-
     from phenolab.plugins import load_plugins
 
     for info in pkgutil.iter_modules(package.__path__):

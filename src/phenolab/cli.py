@@ -48,11 +48,12 @@ class BadInput(Exception):
 
 def main() -> None:
     """Entry point: typer handles usage errors (exit 2) and exit codes; input errors print one line."""
+    from phenolab.plugins import PluginError
     from phenolab.store import StoreError
 
     try:
         app()
-    except (ConfigError, StoreError, BadInput) as exc:
+    except (ConfigError, StoreError, BadInput, PluginError) as exc:
         from rich.markup import escape
 
         err.print(f"[bold red]error:[/] {escape(str(exc))}", markup=True, soft_wrap=True)  # keep [brackets]
@@ -116,23 +117,36 @@ def _global_options(
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1,
         help="Threads per process for torch and BLAS (default: $PHENOLAB_THREADS or 1; phenolab's models are small)."),
+    plugin: Optional[list[str]] = typer.Option(
+        None, "--plugin", metavar="MODULE_OR_FILE",
+        help="Load experiments and probes from this module or .py file too (repeatable; added to $PHENOLAB_PLUGINS, "
+             "beside the installed entry points of group phenolab.plugins)."),
 ) -> None:
     """A laboratory for the phenomena of neural-network training."""
     from phenolab.threads import default_threads, set_threads
 
     set_threads(threads if threads is not None else default_threads())
+    if plugin:
+        from phenolab.plugins import add_plugins
+
+        add_plugins(list(plugin))  # in the environment, so that executor workers load them too
 
 
 @app.command("list")
 def list_cmd() -> None:
-    """List the experiments of the catalog with their sources and claims."""
+    """List the experiments of the catalog (and of plugins) with their sources and claims."""
     from phenolab.experiments import experiments
+    from phenolab.plugins import provided_by
 
+    entries = experiments()
+    origins = [provided_by("experiment", e.name) for e in entries]
+    plugged = any(origins)  # a "from" column only when a plugin adds entries
     table = Table(title="phenolab catalog", show_lines=True)
-    for col in ("name", "title", "source", "claim"):
+    for col in ("name", "title", "source", "claim") + (("from",) if plugged else ()):
         table.add_column(col, overflow="fold")
-    for e in experiments():
-        table.add_row(e.name, e.title, e.source, e.claim)
+    for e, origin in zip(entries, origins):
+        origin_cell = [origin.label if origin else "phenolab"] if plugged else []
+        table.add_row(e.name, e.title, e.source, e.claim, *origin_cell)
     out.print(table)
 
 

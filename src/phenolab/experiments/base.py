@@ -188,12 +188,16 @@ _REGISTRY: dict[str, Experiment] = {}
 
 
 def register(experiment: Experiment) -> Experiment:
+    from phenolab.plugins import already_registered, note_registered
+
     if experiment.name in _REGISTRY:
-        raise ValueError(f"experiment {experiment.name!r} is already registered")
+        raise already_registered("experiment", experiment.name, _REGISTRY[experiment.name].analyze.__module__,
+                                 experiment.analyze.__module__)
     for needed in ("quick", "full"):
         if needed not in experiment.presets:
             raise ValueError(f"experiment {experiment.name!r} needs a {needed!r} preset")
     _REGISTRY[experiment.name] = experiment
+    note_registered("experiment", experiment.name, experiment.analyze.__module__)
     return experiment
 
 
@@ -215,3 +219,6 @@ def experiments() -> list[Experiment]:
 
 def _load_catalog() -> None:
     from phenolab.experiments import catalog  # noqa: F401  (importing registers the entries)
+    from phenolab.plugins import load_plugins
+
+    load_plugins()  # then the experiments of plugins (entry points, $PHENOLAB_PLUGINS, --plugin)

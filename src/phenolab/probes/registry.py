@@ -42,10 +42,13 @@ def register_probe(name: str, *, needs_reference: bool = False,
     """
 
     def wrap(fn: ProbeFn) -> ProbeFn:
+        from phenolab.plugins import already_registered, note_registered
+
         if name in _PROBES and _PROBES[name] is not fn:
-            raise ValueError(f"probe {name!r} is already registered")
+            raise already_registered("probe", name, _PROBES[name].__module__, fn.__module__)
         _PROBES[name] = fn
         _REQUIRES[name] = tuple(requires)
+        note_registered("probe", name, fn.__module__)
         if needs_reference:
             _NEEDS_REFERENCE.add(name)
         return fn
@@ -143,13 +146,16 @@ def run_probe(name: str, model: nn.Module, task: Task, **options: Any) -> ProbeR
 
 
 def _load_builtin() -> None:
-    """Import every public module of `phenolab.probes` (basic, frequency, ...): importing a
-    module registers its probes. Python caches the imports, so repeated calls are cheap."""
+    """Import every public module of `phenolab.probes` (basic, frequency, ...), then the plugins
+    (`phenolab.plugins`): importing a module registers its probes. Python caches the imports, so
+    repeated calls are cheap."""
     import importlib
     import pkgutil
 
     import phenolab.probes as package
+    from phenolab.plugins import load_plugins
 
     for info in pkgutil.iter_modules(package.__path__):
         if not info.name.startswith("_"):
             importlib.import_module(f"phenolab.probes.{info.name}")
+    load_plugins()  # then the probes of plugins (entry points, $PHENOLAB_PLUGINS, --plugin)

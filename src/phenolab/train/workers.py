@@ -158,13 +158,16 @@ itself the first N times it does (counted by marker files in PATH, which outlive
 
 
 def init_worker(threads: int, driver: int | None = None) -> None:
-    """Once per executor worker process: leave Ctrl-C to the driver, use `threads` threads, and
-    (POSIX, given the driver's pid) exit as soon as the driver is gone, even mid-job: nobody
-    would collect the result, and the next run of the command wants the cores."""
+    """Once per executor worker process: leave Ctrl-C to the driver, use `threads` threads, load
+    the plugins (`phenolab.plugins`), and (POSIX, given the driver's pid) exit as soon as the
+    driver is gone, even mid-job: nobody would collect the result, and the next run of the
+    command wants the cores."""
+    from phenolab.plugins import load_plugins
     from phenolab.threads import set_threads
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     set_threads(threads)
+    load_plugins()  # the driver's plugins ($PHENOLAB_PLUGINS is inherited): their probes and computations
     if driver is not None and os.name == "posix":
         if os.getppid() != driver:  # the driver died before this worker started
             os._exit(1)

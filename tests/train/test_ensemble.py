@@ -19,7 +19,7 @@ from phenolab.train.loop import TrainResult
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-TOL = 1e-5  # max abs weight difference, float32, after 200 steps
+TOL = 1e-5  # max weight difference relative to max(1, |w|), float32, after 200 steps
 
 
 def run_spec(seed: int = 0, *, activation: str = "relu", optimizer: str = "gd", lr: float = 0.05,
@@ -52,8 +52,8 @@ def assert_same(member: MemberResult, plain: TrainResult, weights: dict[str, tor
     assert member.lr == plain.lr
     assert member.final_loss == pytest.approx(plain.final_loss, rel=1e-5, abs=1e-7) or \
         not math.isfinite(plain.final_loss)
-    for name, w in weights.items():
-        assert (member.state[name] - w).abs().max().item() < TOL, name
+    for name, w in weights.items():  # TOL relative to the weight's size: float32 rounds 56.2 to 4e-6
+        assert ((member.state[name] - w).abs() / w.abs().clamp(min=1)).max().item() < TOL, name
 
 
 OPTIMIZERS = [

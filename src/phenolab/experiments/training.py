@@ -29,11 +29,12 @@ from torch import nn
 from phenolab import versioning
 from phenolab.config import RunSpec, config_hash
 from phenolab.experiments.base import RunData
-from phenolab.models import build_model, model_kind, parameter_count
+from phenolab.models import build_model
 from phenolab.store import Store
 from phenolab.tasks import Task, make_task
 from phenolab.train import Recorder, TrainResult, generator
-from phenolab.train.ensemble import ensemble_key, fused_applies
+from phenolab.train.engines import dtype_of, engine_of
+from phenolab.train.ensemble import ensemble_key
 from phenolab.train.workers import GroupResult, data_fingerprint, train_runs
 
 ProgressFn = Callable[[str, int, int, float], None]
@@ -52,10 +53,6 @@ class TrainItem:
     @property
     def config_hash(self) -> str:
         return config_hash(self.spec)
-
-
-def dtype_of(spec: RunSpec) -> torch.dtype:
-    return torch.float64 if spec.train.dtype == "float64" else torch.float32
 
 
 def build(spec: RunSpec, task: Task | None = None) -> tuple[Task, nn.Module]:
@@ -134,7 +131,6 @@ def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
     """Indices grouped by ensemble key (data, architecture, optimizer, schedule), in plan order."""
     groups: dict[tuple, list[int]] = {}
     seen: dict[tuple[str, int, str], tuple[str, Task]] = {}  # (data, seed, dtype) -> fingerprint, task
-    counts: dict[tuple[str, int, int, str], int] = {}  # (model, input and output dims, dtype) -> parameters
     for i in indices:
         spec = items[i].spec
         seed = spec.data.seed if spec.data.seed is not None else spec.seed
@@ -143,26 +139,11 @@ def _groups(items: Sequence[TrainItem], indices: list[int]) -> list[list[int]]:
             task = make_task(spec.data, spec.seed, dtype=dtype_of(spec))
             seen[where] = (data_fingerprint(task), task)
         fingerprint, task = seen[where]
-        if not model_kind(spec.model.kind).stackable or spec.train.loss.kind not in STACKED_OBJECTIVES:
-            groups[("alone", i)] = [i]  # the plain loop, one run after another
+        if engine_of(spec, task) != "ensemble":
+            groups[("alone", i)] = [i]  # the plain loop (or the numpy engine), one run after another
             continue
-        key = ensemble_key(spec, task.input_dim, task.output_dim, data_key=fingerprint)
-        size = (config_hash(spec.model), task.input_dim, task.output_dim, spec.train.dtype)
-        if size not in counts:
-            counts[size] = parameter_count(build(spec, task)[1])
-        if counts[size] > ENSEMBLE_MAX_PARAMS and not fused_applies(spec, task):
-            key = (*key, "alone", i)  # big networks: stacking buys nothing, train one after another
-        groups.setdefault(key, []).append(i)
+        groups.setdefault(ensemble_key(spec, task.input_dim, task.output_dim, data_key=fingerprint), []).append(i)
     return list(groups.values())
-
-
-STACKED_OBJECTIVES = ("mse", "cross_entropy")
-"""The objectives the stacked ensemble paths compute on their own outputs; runs with any other
-train.loss train with the plain loop."""
-
-ENSEMBLE_MAX_PARAMS = 250_000
-"""Above this many parameters per network the stacked ensemble path is no faster than the plain loop
-(its matmuls are already large), and stacking only costs memory; the fused path has no such limit."""
 
 
 def group_label(group: Sequence[TrainItem]) -> str:
@@ -199,7 +180,7 @@ def _close_results(group: Sequence[TrainItem], recorders: Sequence[Recorder], re
         error = None if result.status == "done" else result.reason
         rec.close(result.status, error=error, summary={"final_loss": result.final_loss, "steps": result.steps,
                                                         "wall_s": result.wall_s, "restarts": result.restarts,
-                                                        "lr": result.lr})
+                                                        "lr": result.lr, "engine": result.engine})
         out.append(RunData(item.label, rec.run_id, item.spec, result.status, error, store))
     return out
 

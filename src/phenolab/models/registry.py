@@ -7,7 +7,8 @@ A kind registers once, from its own module::
 `build_model` builds any registered kind; the spec class is also registered in
 `phenolab.config.MODEL_KINDS`, so that a config with ``model.kind: NAME`` validates into it.
 ``stackable`` says that the ensemble trainer (`phenolab.train.ensemble`) can stack members of
-this kind on a leading axis; every other kind trains with the plain loop.
+this kind on a leading axis; ``engine="numpy"`` marks a system that is not a torch module
+(`phenolab.train.engines`); every other kind trains with the plain loop.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class ModelKind:
     spec: type[KindSpec]
     build: Builder
     stackable: bool = False
+    engine: str = "torch"
 
     @property
     def name(self) -> str:
@@ -41,10 +43,14 @@ class ModelKind:
 _KINDS: dict[str, ModelKind] = {}
 
 
-def register_model(spec: type[KindSpec], build: Builder, *, stackable: bool = False) -> ModelKind:
-    """Register a model kind (its spec class in `MODEL_KINDS` too); a second kind of one name is an error."""
+def register_model(spec: type[KindSpec], build: Builder, *, stackable: bool = False,
+                   engine: str = "torch") -> ModelKind:
+    """Register a model kind (its spec class in `MODEL_KINDS` too); a second kind of one name is an error.
+
+    ``engine``: ``torch`` for ``nn.Module`` builders (the plain loop, or the ensemble when
+    ``stackable``), ``numpy`` for systems trained by `phenolab.train.engines.train_numpy`."""
     MODEL_KINDS.register(spec)
-    kind = ModelKind(spec, build, stackable)
+    kind = ModelKind(spec, build, stackable, engine)
     old = _KINDS.get(kind.name)
     if old is not None and old.build is not build and old.build.__qualname__ != build.__qualname__:
         raise ValueError(f"model kind {kind.name!r} is already registered ({old.build.__module__})")

@@ -66,6 +66,7 @@ def ensemble_key(spec: RunSpec, input_dim: int, output_dim: int, data_key: str |
         model.bias if model.output_bias is None else model.output_bias, model.parametrization, model.base_width,
         int(input_dim), int(output_dim),
         tr.optimizer, tr.loss, tr.batch_size, tr.steps, tr.dtype, tr.momentum, tr.probe_every,
+        tr.weight_decay, tr.warmup, tr.schedule, tr.clip_norm, tr.device, tr.engine,
         tuple(canonical_json(p) for p in spec.probes),
     )
 

@@ -25,7 +25,9 @@ from phenolab.tasks.base import Task
 from phenolab.train.fused_relu1d import FusedRelu1d
 from phenolab.train.loop import Status, TrainResult, batch_plan
 from phenolab.train.recorder import BufferRecorder, Recorder, iter_probe_specs
+from phenolab.train.schedule import device_of, lr_factor, scheduled
 from phenolab.train.seeding import batch_seed, generator
+from phenolab.train.stopping import Watch
 from phenolab.train.stacked_mlp import StackedMLP
 from phenolab.train.stacked_optim import StackedOptimizer
 
@@ -64,16 +66,19 @@ def initial_models(task: Task, specs: Sequence[RunSpec]) -> list[MLP]:
 
 @dataclass
 class _Member:
-    """Bookkeeping of one member while it trains (what `train` keeps in local variables)."""
+    """Bookkeeping of one member while it trains: its stopping state (`Watch`: lr, restarts,
+    first and previous loss), its recorder, and its model (built once: the member's initial
+    weights, later the probes' CPU copy of its weights)."""
 
     index: int
     spec: RunSpec
-    model: MLP  # built once: the member's initial weights, later the probes' copy of its weights
+    model: MLP
     recorder: AnyRecorder | None
-    lr: float
-    restarts: int = 0
-    first_loss: float = math.nan
-    previous: float = math.nan
+    watch: Watch
+
+    @property
+    def lr(self) -> float:
+        return self.watch.lr
 
 
 class _Stack:
@@ -82,13 +87,15 @@ class _Stack:
     Every parameter is stacked (the state and the probes need them all); frozen ones
     (``requires_grad`` False, a fixed readout) get no gradient buffer and no optimizer state."""
 
-    def __init__(self, members: list[_Member], gradients: Gradients, optimizer_spec: RunSpec) -> None:
+    def __init__(self, members: list[_Member], gradients: Gradients, optimizer_spec: RunSpec,
+                 device: torch.device) -> None:
         self.members = members
         named = dict(members[0].model.named_parameters())
         self.names = list(named)
         self.trainable = [named[name].requires_grad for name in self.names]
         self.params = [
-            torch.stack([dict(m.model.named_parameters())[name].detach() for m in members]) for name in self.names
+            torch.stack([dict(m.model.named_parameters())[name].detach() for m in members]).to(device)
+            for name in self.names
         ]
         self.initial = [p.clone() for p in self.params]
         self.grads = [torch.empty_like(p) for p in self.trained]
@@ -97,7 +104,8 @@ class _Stack:
         tr = optimizer_spec.train
         scales = members[0].model.lr_scales(tr.optimizer)  # per-layer lr factors (muP), shared by all members
         self.optimizer = StackedOptimizer(tr.optimizer, self.trained, [m.lr for m in members], tr.momentum,
-                                          [scales[n] for n, t in zip(self.names, self.trainable) if t])
+                                          [scales[n] for n, t in zip(self.names, self.trainable) if t],
+                                          weight_decay=tr.weight_decay)
         self.gradients = gradients
 
     @property
@@ -124,7 +132,7 @@ class _Stack:
         """Member `row`'s parameters, and its model's buffers (a centred net's initial parameters),
         keyed as its `MLP`'s state dict."""
         buffers = {name: b.detach().clone() for name, b in self.members[row].model.named_buffers()}
-        return {**buffers, **{name: p[row].clone() for name, p in zip(self.names, self.params)}}
+        return {**buffers, **{name: p[row].detach().to("cpu", copy=True) for name, p in zip(self.names, self.params)}}
 
     def restart(self, rows: list[int]) -> None:
         """Back to the initial weights with a fresh optimizer at each member's (halved) lr."""
@@ -179,10 +187,14 @@ class _Run:
         self.train = specs[0].train  # what all members share: steps, probe schedule, dtype, ...
         self.dtype = torch.float64 if self.train.dtype == "float64" else torch.float32
         models = list(models) if models is not None else initial_models(task, specs)
-        self.members = [_Member(i, s, models[i], recorders[i], s.train.lr) for i, s in enumerate(specs)]
+        self.members = [_Member(i, s, models[i], recorders[i], Watch.of(s.train)) for i, s in enumerate(specs)]
         for mem in self.members:
             mem.model.train()
-        self.stack = _Stack(self.members, _make_gradients(path, specs[0], task, models), specs[0])
+        device = device_of(self.train)
+        self.stack = _Stack(self.members, _make_gradients(path, specs[0], task, models, device), specs[0], device)
+        self.path = "fused" if isinstance(self.stack.gradients, FusedRelu1d) else "stacked"
+        self.schedule = scheduled(self.train)
+        self.clip = self.train.clip_norm
         self.plans = _batch_plans(len(task.x_train), specs)
         self.probes = specs[0].probes
         self.results: list[MemberResult | None] = [None] * len(specs)
@@ -193,7 +205,8 @@ class _Run:
     def finish(self, row: int, status: Status, step: int, loss: float, reason: str) -> None:
         mem = self.stack.members[row]
         self.results[mem.index] = MemberResult(status, step, loss, reason, time.monotonic() - self.started,
-                                               mem.restarts, mem.lr, state=self.stack.state(row))
+                                               mem.watch.restarts, mem.lr, f"ensemble/{self.path}",
+                                               state=self.stack.state(row))
 
     def step(self, step: int) -> bool:
         """One training step of every member still in the stack; False once none is left."""
@@ -215,7 +228,9 @@ class _Run:
                 stack.keep(rows)
                 if not len(stack):
                     return False
-        stack.optimizer.step(stack.trained, stack.grads)
+        if self.clip is not None:
+            _clip(stack.grads, self.clip)
+        stack.optimizer.step(stack.trained, stack.grads, lr_factor(self.train, step) if self.schedule else 1.0)
         if restarted:
             stack.restart(restarted)
         if self.timed:
@@ -243,14 +258,11 @@ class _Run:
     def _check_time(self, step: int, values: list[float], restarted: list[int]) -> None:
         """Members past their train.time_limit (counted from the start of the call) fail."""
         elapsed = time.monotonic() - self.started
-        late = [
-            row for row, mem in enumerate(self.stack.members)
-            if mem.spec.train.time_limit is not None and elapsed > mem.spec.train.time_limit and row not in restarted
-        ]
+        reasons = {row: mem.watch.late(elapsed, step + 1) for row, mem in enumerate(self.stack.members)
+                   if row not in restarted}
+        late = [row for row, reason in reasons.items() if reason is not None]
         for row in late:
-            limit = self.stack.members[row].spec.train.time_limit
-            self.finish(row, "failed", step + 1, values[row],
-                        f"time limit train.time_limit = {limit:g} s reached after {step + 1} steps")
+            self.finish(row, "failed", step + 1, values[row], str(reasons[row]))
         if late:
             self.stack.keep([r for r in range(len(self.stack)) if r not in late])
 
@@ -266,40 +278,40 @@ class _Run:
             last = iter_probe_specs(self.probes, steps, self.train.probe_every, last=True) if self.recording else []
             stack.probe(range(len(stack)), steps, self.task, last)
             for row, mem in enumerate(stack.members):
-                value, bound = final[row], mem.spec.train.max_loss
-                if not math.isfinite(value) or value > bound:
-                    self.finish(row, "diverged", steps, value,
-                                f"final loss = {value:.4g} (bound train.max_loss = {bound:g})")
-                else:
-                    self.finish(row, "done", steps, value, "finished")
+                status, reason = mem.watch.final(final[row])
+                self.finish(row, status, steps, final[row], reason)
         for mem in self.members:
             mem.model.eval()
         return [r for r in self.results if r is not None]
 
 
 def _member_step(mem: _Member, step: int, value: float) -> str | None:
-    """The plain loop's checks of one member's loss at `step`, in its order.
+    """The stopping rules (`phenolab.train.stopping`) on one member's loss at `step`.
 
-    Returns None (go on), ``"restart"``, ``"stop"`` or the divergence reason.
-    """
-    tr = mem.spec.train
+    Returns None (go on), ``"restart"``, ``"stop"`` or the divergence reason."""
     if mem.recorder is not None:
         mem.recorder.record(step, loss=value)
-    if not math.isfinite(value) or value > tr.max_loss:
-        return f"loss = {value:.4g} at step {step} (bound train.max_loss = {tr.max_loss:g})"
-    if tr.restart_on_jump and value > (1 + tr.restart_on_jump) * mem.previous and mem.restarts < tr.max_restarts:
-        mem.restarts, mem.lr, mem.previous = mem.restarts + 1, mem.lr / 2, math.nan
+    action, reason = mem.watch.check(step, value)
+    if action == "restart":
         if mem.recorder is not None:
             mem.recorder.record(step, lr=mem.lr)
         return "restart"
-    mem.first_loss = value if math.isnan(mem.first_loss) else mem.first_loss
-    mem.previous = value
-    if tr.stop_ratio is not None and value <= tr.stop_ratio * mem.first_loss:
-        return "stop"
-    return None
+    if action == "diverged":
+        return reason
+    return None if action == "go" else "stop"
 
 
-def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[MLP]) -> Gradients:
+def _clip(grads: list[Tensor], max_norm: float) -> None:
+    """Each member's gradient (row e of every tensor) rescaled to norm `max_norm` when larger,
+    as ``torch.nn.utils.clip_grad_norm_`` does for one network: factor max_norm / (norm + 1e-6)."""
+    norms = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    factor = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(factor.to(g.dtype).reshape(-1, *([1] * (g.ndim - 1))))
+
+
+def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[MLP],
+                    device: torch.device) -> Gradients:
     """The gradient path: fused where it applies (or is asked for), else stacked. A centred
     ensemble's stacked path subtracts each member's output at its initial parameters (the
     buffers of its `MLP`); frozen parameters get no gradient."""
@@ -307,14 +319,14 @@ def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[
     mults = model.multipliers
     biases = [layer.bias is not None for layer in model.layers]
     if path == "fused" or (path == "auto" and fused_applies(spec, task)):
-        return FusedRelu1d(task.x_train, task.y_train, mult1=mults[0], mult2=mults[1],
+        return FusedRelu1d(task.x_train.to(device), task.y_train.to(device), mult1=mults[0], mult2=mults[1],
                            hidden_bias=biases[0], output_bias=biases[1])
     reference = None
     if spec.model.centered:
         initial = [m.initial_parameters() for m in models]
-        reference = [torch.stack([member[l][k] for member in initial])
+        reference = [torch.stack([member[l][k] for member in initial]).to(device)
                      for l in range(len(biases)) for k in (0, 1) if k == 0 or biases[l]]
-    return StackedMLP(task.x_train, task.y_train, widths=spec.model.hidden_widths, multipliers=mults,
+    return StackedMLP(task.x_train.to(device), task.y_train.to(device), widths=spec.model.hidden_widths, multipliers=mults,
                       sigma=model.sigma, biases=biases, loss=spec.train.loss.kind,
                       trainable=[p.requires_grad for p in model.parameters()], reference=reference,
                       reference_scale=[m.output_scale for m in models])

@@ -8,6 +8,10 @@ order of floating-point operations, so a member updated here rounds like one upd
     Adam:  m = lerp(m, g, 1 - beta1),  v = beta2 v + (1 - beta2) g^2,
            p = p + (-lr / (1 - beta1^t)) m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
+With ``weight_decay`` lambda: SGD adds lambda p to the gradient first (torch's SGD), Adam becomes
+AdamW (p = p (1 - lr lambda) before the Adam update). ``step(..., lr_factor=c)`` uses lr * c for
+this step (a schedule's factor, `phenolab.train.schedule`).
+
 Parameter tensor k may have a learning-rate factor f_k shared by all members (muP's per-layer
 scales, `MLP.lr_scales`): member e then updates it with lr = lr_e * f_k, the product the plain
 trainer's parameter group holds (`MLP.param_groups`).
@@ -31,13 +35,15 @@ class StackedOptimizer:
     """One optimizer per member, applied to all members at once."""
 
     def __init__(self, kind: OptimizerName, params: list[Tensor], lrs: list[float], momentum: float = 0.0,
-                 factors: list[float] | None = None) -> None:
+                 factors: list[float] | None = None, weight_decay: float = 0.0) -> None:
         if kind not in ("gd", "sgd", "adam"):
             raise ValueError(f"train.optimizer: must be one of gd, sgd, adam, got {kind!r}")
         if factors is not None and len(factors) != len(params):
             raise ValueError(f"factors: need one per parameter tensor ({len(params)}), got {len(factors)}")
         self.kind = kind
         self.momentum = float(momentum)
+        self.weight_decay = float(weight_decay)
+        self.lr_factor = 1.0
         self.lrs = [float(lr) for lr in lrs]
         self.factors = [1.0] * len(params) if factors is None else [float(f) for f in factors]
         n = len(self.lrs)
@@ -65,8 +71,11 @@ class StackedOptimizer:
         self._columns.clear()
 
     @torch.no_grad()
-    def step(self, params: list[Tensor], grads: list[Tensor]) -> None:
-        """One update of every member (all rows of `params`)."""
+    def step(self, params: list[Tensor], grads: list[Tensor], lr_factor: float = 1.0) -> None:
+        """One update of every member (all rows of `params`) at learning rates lr * `lr_factor`."""
+        if lr_factor != self.lr_factor:
+            self.lr_factor = lr_factor
+            self._changed()
         if self.kind == "adam":
             self._adam(params, grads)
         else:
@@ -75,9 +84,12 @@ class StackedOptimizer:
             self.fresh = [False] * len(self.fresh)
 
     def _sgd(self, params: list[Tensor], grads: list[Tensor]) -> None:
-        neg_lr = {f: [-(lr * f) for lr in self.lrs] for f in set(self.factors)}
+        c = self.lr_factor
+        neg_lr = {f: [-(lr * c * f) for lr in self.lrs] for f in set(self.factors)}
         fresh = [i for i, f in enumerate(self.fresh) if f]
         for k, (p, g) in enumerate(zip(params, grads)):
+            if self.weight_decay:
+                g = g.add(p, alpha=self.weight_decay)
             if self.momentum != 0:
                 buf = self.state[0][k]
                 buf.mul_(self.momentum).add_(g)
@@ -91,15 +103,20 @@ class StackedOptimizer:
     def _adam(self, params: list[Tensor], grads: list[Tensor]) -> None:
         self.t = [t + 1 for t in self.t]
         self._changed()  # the bias corrections change every step
-        step_size = {f: [-(lr * f) / (1 - BETA1**t) for lr, t in zip(self.lrs, self.t)] for f in set(self.factors)}
+        c = self.lr_factor
+        step_size = {f: [-(lr * c * f) / (1 - BETA1**t) for lr, t in zip(self.lrs, self.t)] for f in set(self.factors)}
+        decay = ({f: [1 - lr * c * f * self.weight_decay for lr in self.lrs] for f in set(self.factors)}
+                 if self.weight_decay else None)
         bc2_sqrt = [(1 - BETA2**t) ** 0.5 for t in self.t]
         for k, (p, g) in enumerate(zip(params, grads)):
             m, v = self.state[0][k], self.state[1][k]
+            f = self.factors[k]
+            if decay is not None:
+                p.mul_(self._column("decay", decay[f], p, f))
             m.lerp_(g, 1 - BETA1)
             v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
             denom = torch.sqrt(v, out=self._buffer(0, k, p)).div_(self._column("bc2", bc2_sqrt, p)).add_(EPS)
             # torch: p.addcdiv_(m, denom, value=-step_size) computes p + (value * m) / denom
-            f = self.factors[k]
             update = torch.mul(m, self._column("step", step_size[f], p, f), out=self._buffer(1, k, p))
             p.add_(update.div_(denom))
 

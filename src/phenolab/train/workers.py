@@ -20,14 +20,14 @@ import os
 import signal
 import threading
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import torch
 
 from phenolab.config import RunSpec
-from phenolab.models import MLP, build_model
+from phenolab.models import MLP
 from phenolab.tasks import make_task
 from phenolab.tasks.base import Task
 from phenolab.train.ensemble_loop import (
@@ -38,9 +38,9 @@ from phenolab.train.ensemble_loop import (
     initial_models,
     train_members,
 )
-from phenolab.train.loop import TrainResult, train
+from phenolab.train.engines import dtype_of, train_group
+from phenolab.train.loop import TrainResult
 from phenolab.train.recorder import BufferRecorder, Recorder
-from phenolab.train.seeding import batch_seed, generator
 
 
 def split(count: int, parts: int) -> list[range]:
@@ -104,28 +104,12 @@ def data_fingerprint(task: Task) -> str:
     return digest.hexdigest()
 
 
-def _dtype(spec: RunSpec) -> torch.dtype:
-    return torch.float64 if spec.train.dtype == "float64" else torch.float32
-
-
 def train_runs(task: Task, specs: Sequence[RunSpec], recorders: Sequence[Recorder | BufferRecorder],
                progress: Callable[..., None] | None = None) -> list[TrainResult]:
-    """Train one group on `task`: a lone spec with the plain loop, several with the ensemble trainer.
-
-    `progress(step, total[, loss])` after every step. The results keep no weights."""
-    from phenolab.train.ensemble import train_ensemble
-
-    first = specs[0]
-    if len(specs) == 1:
-        model = build_model(first.model, task.input_dim, task.output_dim, generator(first.seed, "model"),
-                            dtype=_dtype(first))
-        return [train(model, task, first.train, probes=first.probes, recorder=recorders[0],  # type: ignore[arg-type]
-                      generator=generator(batch_seed(first.seed, first.train.batch_seed), "batches"),
-                      progress=progress)]
-    results = train_ensemble(task, list(specs), recorders=list(recorders),
-                             progress=(lambda step, total: progress(step, total)) if progress else None,
-                             data_key=data_fingerprint(task))
-    return [TrainResult(**{f.name: getattr(r, f.name) for f in fields(TrainResult)}) for r in results]
+    """Train one group on `task` with its engine (`phenolab.train.engines`: the plain loop, the
+    ensemble, or the numpy engine). `progress(step, total[, loss])` after every step. The
+    results keep no weights."""
+    return train_group(task, specs, recorders, progress)
 
 
 @dataclass(frozen=True)
@@ -144,7 +128,7 @@ def train_group_buffered(specs: Sequence[RunSpec]) -> GroupResult:
     models are built from the specs, records go to `BufferRecorder`s. Picklable in and out."""
     started = time.perf_counter()
     specs = list(specs)
-    task = make_task(specs[0].data, specs[0].seed, dtype=_dtype(specs[0]))
+    task = make_task(specs[0].data, specs[0].seed, dtype=dtype_of(specs[0]))
     buffers = [BufferRecorder() for _ in specs]
     results = train_runs(task, specs, buffers)
     return GroupResult(results, buffers, time.perf_counter() - started, os.getpid())

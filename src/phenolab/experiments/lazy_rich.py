@@ -213,6 +213,15 @@ PRESETS = {
                         {"name": "ntk_heldout", "every": 5000, "options": {"points": 400}},
                         {"name": "ntk_change", "every": 5000, "options": {"points": 200}},
                         {"name": "ntk_regression", "every": 10**9, "options": {"points": 2000}}]},
+    # the smallest run of the whole pipeline (contract tests): one seed, two alphas, width 10, 40 steps
+    "smoke": {"seeds": [0], "alphas": [0.5, 1.0], "misalignment_eps": [0.1, 0.2], "model": {"width": 10},
+              "data": {"input_dim": 5, "n_train": 20, "n_test": 20}, "train": {"steps": 40, "probe_every": 10},
+              "probes": [{"name": "loss"},
+                         {"name": "weight_moments", "every": 20},
+                         {"name": "fresh_loss", "every": 20, "options": {"points": 100}},
+                         {"name": "ntk_heldout", "every": 20, "options": {"points": 20}},
+                         {"name": "ntk_change", "every": 20, "options": {"points": 20}},
+                         {"name": "ntk_regression", "every": 10**9, "options": {"points": 20}}]},
 }
 
 

@@ -73,6 +73,9 @@ PRESETS = {
     "quick": {"train_widths": [128, 256, 512]},
     "full": {"seeds": list(range(10)), "init_widths": [64, 256, 1024, 4096], "train_seeds": [0, 1, 2, 3, 4],
              "train_widths": [128, 256, 512, 1024]},
+    # the smallest run of the whole pipeline (contract tests): two small widths each, one seed, 10 steps
+    "smoke": {"seeds": [0], "init_widths": [16, 32], "train_widths": [16, 32], "train_seeds": [0], "train_points": 8,
+              "data": {"n_train": 8}, "train": {"steps": 10}},
 }
 
 

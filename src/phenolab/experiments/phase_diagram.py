@@ -137,6 +137,8 @@ PRESETS = {
     "full": {"seeds": [0, 1, 2], "widths": [100, 400, 1600, 6400, 25600],
              "points": sorted(set(SPEC_RULES) | {(g, gp) for g in (0.5, 1.0, 1.5, 2.0, 2.5)
                                                  for gp in (-1.0, -0.5, 0.0, 0.5, 1.0)})},
+    # the smallest run of the whole pipeline (contract tests): two points, two small widths, 200 steps
+    "smoke": {"seeds": [0], "widths": [8, 16], "points": [[0.5, 0.0], [2.0, 0.0]], "train": {"steps": 200}},
 }
 
 

@@ -129,6 +129,9 @@ PRESETS = {
     # optional G-vs-R check)
     "full": {"seeds": [0, 1, 2, 3, 4], "widths": [64, 128, 256, 512, 1024, 2048, 4096],
              "train": {"probe_every": 10}},
+    # the smallest run of the whole pipeline (contract tests): two small widths, one seed, 20 steps
+    "smoke": {"seeds": [0], "widths": [8, 16], "data": {"n_train": 20}, "train": {"steps": 20, "probe_every": 10},
+              "probes": [{"name": "ntk", "options": {"points": 20, "top": 1}}]},
 }
 
 

@@ -142,8 +142,10 @@ def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool 
     return [out[k] for k in range(len(comps))]
 
 
-def judge(prepared: Prepared, runs: list[RunData]) -> tuple[dict[str, Any], Verdict, dict[str, Any]]:
-    """The experiment's summary, verdict and figures of `runs`, under the runner's contract.
+def judge(prepared: Prepared, runs: list[RunData], *,
+          draw: bool = True) -> tuple[dict[str, Any], Verdict, dict[str, Any]]:
+    """The experiment's summary, verdict and figures (none unless `draw`) of `runs`, under the
+    runner's contract.
 
     Every verdict carries the experiment's name and source, and fails naming the runs that did not
     finish (`failed_runs`). When some did not, an exception of ``analyze`` or ``verdict`` becomes a
@@ -164,6 +166,8 @@ def judge(prepared: Prepared, runs: list[RunData]) -> tuple[dict[str, Any], Verd
         verdict = replace(verdict, failure=f"{verdict.failure}; {failure}" if verdict.failure else failure)
     verdict = replace(verdict, experiment=experiment.name, source=experiment.source)
     summary = {**summary, **labels}
+    if not draw:
+        return summary, verdict, {}
     try:
         figures = experiment.figures(cfg, runs, summary)
     except Exception as exc:
@@ -177,7 +181,16 @@ def judge(prepared: Prepared, runs: list[RunData]) -> tuple[dict[str, Any], Verd
 def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store) -> Outcome:
     """Analyze the stored runs, judge (`judge`), save figures and the report, and close the parent run."""
     summary, verdict, figures = judge(prepared, runs)
-    saved = {caption: store.save_figure(parent, caption, fig) for caption, fig in figures.items()}
+    saved, unsaved = {}, []
+    for caption, fig in figures.items():
+        try:  # matplotlib draws on save: a figure of runs that failed (no data) may raise only here
+            saved[caption] = store.save_figure(parent, caption, fig)
+        except Exception as exc:
+            if not failed_runs(runs):
+                raise
+            unsaved.append(f"{caption}: {error_line(exc)}")
+    if unsaved:
+        verdict = replace(verdict, details={**verdict.details, "figures not drawn": unsaved})
     store.finish_run(parent, "done", summary=summary, verdict=verdict.to_dict())
     store.save_text(parent, "report.html", render_run_page(
         store.get_run(parent), verdict=verdict.to_dict(), figures=saved,

@@ -287,6 +287,8 @@ def figures(cfg: SharpnessWidthConfig, runs: list[RunData], summary: dict[str, A
             ylabel="$S_G = \\eta\\,\\lambda_{max}(G)$", xlabel="training step + 1", logx=True)
     ratios = {name: [summary["per"][name][str(w)]["ratio"] if summary["per"][name][str(w)]["ratio"] is not None
                      else math.nan for w in widths] for name in PARAMETRIZATIONS}
+    if not any(math.isfinite(v) and v > 0 for values in ratios.values() for v in values):
+        return out  # no run finished: nothing to draw on log axes
     out["S_G(end)/S_G(0) against width"] = plots.curves(
         widths, ratios, title="progressive sharpening against width", xlabel="width N",
         ylabel="$S_G(end) / S_G(0)$", logx=True, logy=True, markers=True,

@@ -234,7 +234,6 @@ def test_every_check_field_reaches_the_verdict(name, smoke):
                     used[field] = how
                     break
                 used[field] = used[field] or how
-    print(name, used)
     unused = [f for f, how in used.items() if how in ("", "details")]
     assert not unused, f"{name}: check fields that change no check of the verdict: {unused} ({used})"
 

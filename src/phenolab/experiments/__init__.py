@@ -4,5 +4,13 @@ from phenolab.experiments.base import Experiment, RunData, experiments, get_expe
 from phenolab.experiments.runner import Outcome, run_experiment
 from phenolab.experiments.verdict import Check, Verdict
 
-__all__ = ["Check", "Experiment", "Outcome", "RunData", "Verdict", "experiments", "get_experiment",
+
+def catalog_table() -> str:
+    """The README's catalog table (markdown), rendered from the registry (`catalog.catalog_table`)."""
+    from phenolab.experiments.catalog import catalog_table as table
+
+    return table()
+
+
+__all__ = ["Check", "Experiment", "Outcome", "RunData", "Verdict", "catalog_table", "experiments", "get_experiment",
            "register", "run_experiment"]

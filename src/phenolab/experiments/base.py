@@ -1,7 +1,8 @@
 """What an experiment is, and the registry of the catalog.
 
 An experiment states its claim in one sentence, names its source (arXiv id and figure), has
-`quick` and `full` presets (overrides applied on its config defaults), plans its training
+`quick`, `full` and `smoke` presets (overrides applied on its config defaults; `smoke` is the
+smallest run of the whole pipeline, for tests, whose verdict need not pass), plans its training
 runs, and turns their stored measurements into summary numbers, a `Verdict` and figures.
 """
 
@@ -193,7 +194,7 @@ def register(experiment: Experiment) -> Experiment:
     if experiment.name in _REGISTRY:
         raise already_registered("experiment", experiment.name, _REGISTRY[experiment.name].analyze.__module__,
                                  experiment.analyze.__module__)
-    for needed in ("quick", "full"):
+    for needed in ("quick", "full", "smoke"):
         if needed not in experiment.presets:
             raise ValueError(f"experiment {experiment.name!r} needs a {needed!r} preset")
     _REGISTRY[experiment.name] = experiment

@@ -53,7 +53,12 @@ class CondensationConfig(pd.ReluSetup):
         return self
 
 
-PRESETS = {"quick": {}, "full": {"seeds": [0, 1, 2, 3, 4]}}
+PRESETS = {
+    "quick": {},
+    "full": {"seeds": [0, 1, 2, 3, 4]},
+    # the smallest run of the whole pipeline (contract tests): one seed, width 16, 100 steps
+    "smoke": {"seeds": [0], "width": 16, "train": {"steps": 100}},
+}
 
 
 def plan(cfg: CondensationConfig) -> list[tuple[str, RunSpec]]:

@@ -121,6 +121,8 @@ class EmbeddingConfig(MeasureSpec):
 PRESETS = {
     "quick": {},
     "full": {"seeds": list(range(8)), "widths": [50, 500], "restarts": 50},
+    # the smallest run of the whole pipeline (contract tests): few restarts, one short trajectory
+    "smoke": {"seeds": [0], "n": 10, "restarts": 2, "deltas": [0.5], "n_fresh": 20, "widths": [5], "steps": 200},
 }
 
 

@@ -57,6 +57,10 @@ PRESETS = {
     # the paper's sizes are small enough for a CPU: quick trims only the number of steps
     "quick": {"train": {"steps": 1500}},
     "full": {"train": {"steps": 3000}},
+    # the smallest run of the whole pipeline (contract tests): one seed, a tiny net, 60 steps
+    "smoke": {"seeds": [0], "model": {"widths": [16, 16]}, "data": {"n_train": 41},
+              "train": {"steps": 60, "probe_every": 10}, "probes": [{"name": "frequency", "options": {"max_peaks": 3}},
+                                                                   {"name": "outputs", "every": 30}]},
 }
 
 

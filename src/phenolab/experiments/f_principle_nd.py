@@ -58,6 +58,9 @@ class FilterConfig(ExperimentSpec):
 PRESETS = {
     "quick": {"train": {"steps": 300}, "data": {"kind": "digits", "n_train": 600}},
     "full": {"train": {"steps": 500}},
+    # the smallest run of the whole pipeline (contract tests): one seed, a tiny net, 100 digits, 20 steps
+    "smoke": {"seeds": [0], "model": {"widths": [16]}, "data": {"kind": "digits", "n_train": 100, "n_test": 50},
+              "train": {"steps": 20, "probe_every": 5}},
 }
 
 

@@ -108,6 +108,9 @@ PRESETS = {
     "quick": {"seeds": [0, 1], "train": {"steps": 1000},
               "probes": [{"name": "hessian", "start": 1, "options": {"spectrum": True, "loss": "cross_entropy"}}]},
     "full": {},  # the protocol's setting: 3 seeds, 2000 steps
+    # the smallest run of the whole pipeline (contract tests): one seed, 2 and 3 classes, widths 4, 20 steps
+    "smoke": {"seeds": [0], "classes": [2, 3], "model": {"widths": [4, 4]}, "data": {"n_train": 60},
+              "train": {"steps": 20}},
 }
 
 

@@ -60,7 +60,12 @@ class InitialCondensationConfig(ExperimentSpec):
         return self
 
 
-PRESETS = {"quick": {}, "full": {"seeds": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]}}
+PRESETS = {
+    "quick": {},
+    "full": {"seeds": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]},
+    # the smallest run of the whole pipeline (contract tests): one seed, width 8, 20 steps
+    "smoke": {"seeds": [0], "model": {"width": 8}, "data": {"n_train": 20, "n_test": 50}, "train": {"steps": 20}},
+}
 
 CONDITIONS = ("small", "large", "compare")
 

@@ -66,7 +66,12 @@ class LandscapeConfig(MeasureSpec):
         return self.d + self.width
 
 
-PRESETS = {"quick": {}, "full": {"seeds": list(range(48)), "steps": 30000, "sizes": [4, 5, 6, 7, 8, 9, 10, 13, 16]}}
+PRESETS = {
+    "quick": {},
+    "full": {"seeds": list(range(48)), "steps": 30000, "sizes": [4, 5, 6, 7, 8, 9, 10, 13, 16]},
+    # the smallest run of the whole pipeline (contract tests): two trials, three sizes, 50 steps
+    "smoke": {"seeds": [0, 1], "sizes": [4, 7, 10], "steps": 50, "polish": 2, "n_test": 50},
+}
 
 
 def _params(cfg: LandscapeConfig, eps: float, sizes: list[int]) -> dict[str, Any]:

@@ -203,6 +203,9 @@ class LLRConfig(MeasureSpec):
 PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     "full": {"seeds": [0, 1, 2], "population": 8000},
+    # the smallest run of the whole pipeline (contract tests): small widths, one target size, few draws
+    "smoke": {"width": 4, "other_widths": [2], "ks": [1], "narrow": [[1, 1]], "deep_widths": [2, 2],
+              "population": 200, "draws": 2, "extra": 1},
 }
 
 

@@ -248,6 +248,9 @@ PRESETS = {
     # the protocol's sizes: 20k steps, c in {0.8, 0.5, 0.25} (the first that spikes is studied), six runs;
     # 89 s CPU on one thread
     "full": {},
+    # the smallest run of the whole pipeline (contract tests): one c, width 10, 100 steps
+    "smoke": {"cs": [0.8], "model": {"width": 10}, "train": {"steps": 100}, "slas_window": 20, "after_steps": 20,
+              "grid_points": 16},
 }
 
 

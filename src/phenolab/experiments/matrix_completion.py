@@ -146,7 +146,10 @@ class MatrixCompletionConfig(MeasureSpec):
 
 
 PRESETS = {"quick": {}, "full": {"ranks": [1, 2, 3], "size_offsets": [-1, 0, 1, 3], "star_unselected": 40,
-                                 "block_unselected": 40, "block_init_seeds": 10}}
+                                 "block_unselected": 40, "block_init_seeds": 10},
+           # the smallest run of the whole pipeline (contract tests): one or two trials of each kind, 200 steps
+           "smoke": {"steps": 200, "star_trials": 1, "star_unselected": 1, "block_trials": 1, "block_unselected": 1,
+                     "block_init_seeds": 2, "masks": 2, "hierarchy_steps": 200, "align_after": 100}}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -73,6 +73,9 @@ PRESETS = {
     "quick": {"train_widths": [128, 256, 512]},
     "full": {"seeds": list(range(10)), "init_widths": [64, 256, 1024, 4096], "train_seeds": [0, 1, 2, 3, 4],
              "train_widths": [128, 256, 512, 1024]},
+    # the smallest run of the whole pipeline (contract tests): two small widths each, one seed, 10 steps
+    "smoke": {"seeds": [0], "init_widths": [16, 32], "train_widths": [16, 32], "train_seeds": [0], "train_points": 8,
+              "data": {"n_train": 8}, "train": {"steps": 10}},
 }
 
 
@@ -152,19 +155,24 @@ def verdict(cfg: NTKConfig, summary: dict[str, Any]) -> Verdict:
         "analytic Theta(x0, x0)": summary["theta_00"]})
 
 
+def _slope(slope: float | None) -> str:
+    """A legend's slope, or nothing when a single width has data (e.g. the others failed)."""
+    return f" (slope {slope:.2f})" if slope is not None else ""
+
+
 def figures(cfg: NTKConfig, runs: list[RunData], summary: dict[str, Any]) -> dict[str, Any]:
     out = {}
     if summary["error"]:
         widths = [int(m) for m in summary["error"]]
         out["error against width"] = plots.curves(
-            widths, {f"empirical vs analytic NTK (slope {summary['error_slope']:.2f})": list(summary["error"].values()),
+            widths, {f"empirical vs analytic NTK{_slope(summary['error_slope'])}": list(summary["error"].values()),
                      "m^-1/2 reference": [summary["error_at_largest"] * math.sqrt(widths[-1] / m) for m in widths]},
             title="NTK at initialization: relative Frobenius error", xlabel="width m", ylabel="error",
             logx=True, logy=True, markers=True)
     if summary["change"]:
         widths = [int(m) for m in summary["change"]]
         out["kernel change against width"] = plots.curves(
-            widths, {f"||K_200 - K_0|| / ||K_0|| (slope {summary['change_slope']:.2f})": list(summary["change"].values())},
+            widths, {f"||K_200 - K_0|| / ||K_0||{_slope(summary['change_slope'])}": list(summary["change"].values())},
             title="NTK change during training", xlabel="width m", ylabel="relative change",
             logx=True, logy=True, markers=True)
     run = next((r for r in runs if r.label.startswith("init") and r.status == "done"), None)

@@ -322,6 +322,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     # 20k GD steps (the protocol: 40k) and sample sizes up to 12; the toy at the protocol's sizes
     "quick": {"steps": 20000, "sizes": [2, 3, 4, 8, 12]},
     "full": {"unbalanced_widths": [4, 16], "population": 4000},
+    # the smallest run of the whole pipeline (contract tests): a few trials and steps everywhere
+    "smoke": {"seeds": [0, 1], "toy_seeds": 2, "toy_steps": 100, "steps": 100, "widths": [1, 4], "sizes": [3, 4],
+              "population": 200, "n_test": 50, "mf_ranks": [1]},
 }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 import numpy as np
@@ -30,6 +30,7 @@ from phenolab.experiments.base import (
     get_experiment,
 )
 from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, build, error_line, train_items
+from phenolab.experiments.verdict import Verdict
 from phenolab.probes.registry import check_requirements
 from phenolab.report.html import render_run_page
 from phenolab.store import Store, StoreError
@@ -190,17 +191,58 @@ def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool 
     return [out[k] for k in range(len(comps))]
 
 
+def judge(prepared: Prepared, runs: list[RunData], *,
+          draw: bool = True) -> tuple[dict[str, Any], Verdict, dict[str, Any]]:
+    """The experiment's summary, verdict and figures (none unless `draw`) of `runs`, under the
+    runner's contract.
+
+    Every verdict carries the experiment's name and source, and fails naming the runs that did not
+    finish (`failed_runs`). When some did not, an exception of ``analyze`` or ``verdict`` becomes a
+    failed verdict naming those runs and the exception, and one of ``figures`` gives no figures
+    (the verdict's details say why). With every run done, an exception is a bug and propagates."""
+    experiment, cfg = prepared.experiment, prepared.config
+    failure = failed_runs(runs)
+    labels = {"runs": {r.label: r.run_id for r in runs}}
+    try:
+        summary = experiment.analyze(cfg, runs)
+        verdict = experiment.verdict(cfg, summary)
+    except Exception as exc:
+        if not failure:
+            raise
+        error = f"{failure}; the analysis raised {error_line(exc)}"
+        summary, verdict = {"failure": error}, Verdict(experiment.name, (), failure=error)
+    if failure and failure not in verdict.failure:
+        verdict = replace(verdict, failure=f"{verdict.failure}; {failure}" if verdict.failure else failure)
+    verdict = replace(verdict, experiment=experiment.name, source=experiment.source)
+    summary = {**summary, **labels}
+    if not draw:
+        return summary, verdict, {}
+    try:
+        figures = experiment.figures(cfg, runs, summary)
+    except Exception as exc:
+        if not failure:
+            raise
+        figures = {}
+        verdict = replace(verdict, details={**verdict.details, "figures": f"none drawn: {error_line(exc)}"})
+    return summary, verdict, figures
+
+
 def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store, *, reused: bool = False) -> Outcome:
-    """Analyze the stored runs, judge, save figures and the report, and close the parent run.
+    """Analyze the stored runs, judge (`judge`), save figures and the report, and close the parent run.
 
     `reused`: the parent is an earlier ``done`` run judged again (`reuse`); its summary, verdict,
     figures and report are replaced, its status and times kept."""
-    experiment, cfg = prepared.experiment, prepared.config
-    summary = experiment.analyze(cfg, runs)
-    verdict = experiment.verdict(cfg, summary)
-    summary = {**summary, "runs": {r.label: r.run_id for r in runs}}
-    figures = experiment.figures(cfg, runs, summary)
-    saved = {caption: store.save_figure(parent, caption, fig) for caption, fig in figures.items()}
+    summary, verdict, figures = judge(prepared, runs)
+    saved, unsaved = {}, []
+    for caption, fig in figures.items():
+        try:  # matplotlib draws on save: a figure of runs that failed (no data) may raise only here
+            saved[caption] = store.save_figure(parent, caption, fig)
+        except Exception as exc:
+            if not failed_runs(runs):
+                raise
+            unsaved.append(f"{caption}: {error_line(exc)}")
+    if unsaved:
+        verdict = replace(verdict, details={**verdict.details, "figures not drawn": unsaved})
     if reused:
         store.update_results(parent, summary=summary, verdict=verdict.to_dict())
     else:
@@ -208,7 +250,7 @@ def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store, *
     store.save_text(parent, "report.html", render_run_page(
         store.get_run(parent), verdict=verdict.to_dict(), figures=saved,
         children=[store.get_run(i) for i in dict.fromkeys(r.run_id for r in runs)]))
-    return Outcome(parent, experiment.name, verdict.to_dict(), summary, reused=reused)
+    return Outcome(parent, prepared.experiment.name, verdict.to_dict(), summary, reused=reused)
 
 
 def close_on_error(store: Store, parents: list[int], exc: BaseException) -> None:

@@ -129,6 +129,9 @@ PRESETS = {
     # optional G-vs-R check)
     "full": {"seeds": [0, 1, 2, 3, 4], "widths": [64, 128, 256, 512, 1024, 2048, 4096],
              "train": {"probe_every": 10}},
+    # the smallest run of the whole pipeline (contract tests): two small widths, one seed, 20 steps
+    "smoke": {"seeds": [0], "widths": [8, 16], "data": {"n_train": 20}, "train": {"steps": 20, "probe_every": 10},
+              "probes": [{"name": "ntk", "options": {"points": 20, "top": 1}}]},
 }
 
 
@@ -284,6 +287,8 @@ def figures(cfg: SharpnessWidthConfig, runs: list[RunData], summary: dict[str, A
             ylabel="$S_G = \\eta\\,\\lambda_{max}(G)$", xlabel="training step + 1", logx=True)
     ratios = {name: [summary["per"][name][str(w)]["ratio"] if summary["per"][name][str(w)]["ratio"] is not None
                      else math.nan for w in widths] for name in PARAMETRIZATIONS}
+    if not any(math.isfinite(v) and v > 0 for values in ratios.values() for v in values):
+        return out  # no run finished: nothing to draw on log axes
     out["S_G(end)/S_G(0) against width"] = plots.curves(
         widths, ratios, title="progressive sharpening against width", xlabel="width N",
         ylabel="$S_G(end) / S_G(0)$", logx=True, logy=True, markers=True,

@@ -92,6 +92,9 @@ class SingleNeuronConfig(MeasureSpec):
 PRESETS = {
     "quick": {"sizes": [2, 3, 4, 6, 8, 12], "kappa_sizes": [4, 6, 8]},
     "full": {"seeds": list(range(32)), "sizes": [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16]},
+    # the smallest run of the whole pipeline (contract tests): two trials, 100 steps
+    "smoke": {"seeds": [0, 1], "steps": 100, "tiny_steps": 100, "width1_polish": 2, "kappas": [1.0, 10.0],
+              "kappa_sizes": [4], "n_test": 50},
 }
 
 

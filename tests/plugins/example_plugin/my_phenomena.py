@@ -1,5 +1,5 @@
 """my_phenomena: one probe and one experiment, registered with phenolab when imported."""
-from phenolab.config import ExperimentSpec, ModelSpec, ProbeSpec, Spec, TrainSpec
+from phenolab.config import ExperimentSpec, MLPSpec, ProbeSpec, Spec, TrainSpec
 from phenolab.experiments import Check, Experiment, Verdict, register
 from phenolab.probes import predict, register_probe
 from phenolab.report import plots
@@ -17,7 +17,7 @@ class FitCheck(Spec):
 
 class FitConfig(ExperimentSpec):
     experiment: str = "sines-fit"
-    model: ModelSpec = ModelSpec(width=32)
+    model: MLPSpec = MLPSpec(width=32)
     train: TrainSpec = TrainSpec(lr=2e-2, steps=300, probe_every=20)
     probes: list[ProbeSpec] = [ProbeSpec(name="loss"), ProbeSpec(name="output_rms")]
     check: FitCheck = FitCheck()
@@ -42,5 +42,6 @@ def figures(cfg, runs, summary):
 register(Experiment(
     name="sines-fit", title="A small tanh net fits three sines", source="my notes, 2025",
     claim="300 Adam steps cut the loss of a width-32 tanh net on sin x + 2 sin 3x + 3 sin 5x by 30 %.",
-    config=FitConfig, presets={"quick": {}, "full": {"seeds": [0, 1, 2], "train": {"steps": 2000}}},
+    config=FitConfig, presets={"quick": {}, "full": {"seeds": [0, 1, 2], "train": {"steps": 2000}},
+                               "smoke": {"train": {"steps": 20}}},
     analyze=analyze, verdict=verdict, figures=figures))  # plan: one run per seed (the default)

@@ -46,7 +46,7 @@ from phenolab.config import ConfigError, parse_overrides
 from phenolab.experiments.runner import prepare
 from phenolab.store import Store
 from phenolab.sweep import sweep_from_cli
-from phenolab.sweep.executors import Executor, make_executor
+from phenolab.execution.executors import Executor, make_executor
 from phenolab.sweep.run import run_sweep
 from phenolab.threads import set_threads
 

@@ -45,11 +45,11 @@ def run(name: str, *, preset: str = "quick", overrides: Mapping[str, Any] | None
 
     `executor` trains the runs' ensemble groups: ``"inline"`` (this process), ``"local"`` (`jobs`
     worker processes, default one per CPU; a group whose worker dies is tried `attempts` times,
-    default 3), or an executor object of `phenolab.sweep.executors` (then left open for reuse)."""
+    default 3), or an executor object of `phenolab.execution.executors` (then left open for reuse)."""
     from phenolab.config import ConfigError
-    from phenolab.experiments import run_experiment
+    from phenolab.execution import run_experiment
     from phenolab.store import Store
-    from phenolab.sweep.executors import make_executor
+    from phenolab.execution.executors import make_executor
 
     owned = isinstance(executor, str)
     if not owned and (jobs is not None or attempts is not None):

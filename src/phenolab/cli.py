@@ -165,7 +165,8 @@ def run(
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run one experiment, print its verdict beside the paper's numbers, write figures and a report."""
-    from phenolab.experiments import get_experiment, run_experiment
+    from phenolab.execution import run_experiment
+    from phenolab.experiments import get_experiment
 
     preset = _preset(quick, full)
     experiment = get_experiment(name)
@@ -196,7 +197,8 @@ def verify(
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run every catalog entry and print a verdict table; writes one HTML summary page."""
-    from phenolab.experiments import experiments, get_experiment, run_experiment
+    from phenolab.execution import run_experiment
+    from phenolab.experiments import experiments, get_experiment
 
     preset = _preset(quick, full)
     chosen = [get_experiment(n) for n in only] if only else experiments()
@@ -435,7 +437,7 @@ def report(
 def _executor(name: Optional[str], jobs: Optional[str], attempts: Optional[str], default: str,
               address: Optional[str] = None) -> Any:
     """The executor the options ask for (`--jobs` alone means local); bad values are one-line bad input."""
-    from phenolab.sweep.executors import make_executor
+    from phenolab.execution.executors import make_executor
 
     n_jobs, n_attempts = _count("--jobs", jobs), _count("--attempts", attempts)
     chosen = name if name is not None else ("local" if n_jobs is not None else default)

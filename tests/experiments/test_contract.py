@@ -22,7 +22,8 @@ from phenolab.config import ConfigError, RunSpec, Spec, config_hash, parse_overr
 from phenolab.experiments import catalog_table, experiments, get_experiment
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.catalog import readme_block
-from phenolab.experiments.runner import Outcome, Prepared, finish, judge, open_parent, prepare, run_experiment
+from phenolab.experiments.runner import Outcome, Prepared, finish, judge, prepare
+from phenolab.execution.orchestrator import open_parent, run_experiment
 from phenolab.store import Store
 
 NAMES = [e.name for e in experiments()]

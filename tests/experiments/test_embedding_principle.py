@@ -10,7 +10,7 @@ import torch
 from phenolab.config import ConfigError
 from phenolab.experiments import embedding_principle as ep  # importing registers the experiment
 from phenolab.experiments.base import get_experiment
-from phenolab.experiments.runner import run_experiment
+from phenolab.execution.orchestrator import run_experiment
 from phenolab.probes.parameters import loss_and_gradient
 from phenolab.store import Store
 

@@ -12,7 +12,7 @@ import torch
 
 import phenolab.experiments.hessian_outliers as ho  # importing registers the experiment
 from phenolab.config import ConfigError, MLPSpec
-from phenolab.experiments import run_experiment
+from phenolab.execution import run_experiment
 from phenolab.experiments.base import RunData
 from phenolab.models import build_model
 from phenolab.store import Store

@@ -12,8 +12,8 @@ import torch
 
 import phenolab.experiments.lazy_rich as lr  # registers the experiment
 from phenolab.config import ConfigError
-from phenolab.experiments import run_experiment
-from phenolab.experiments.training import build
+from phenolab.execution import run_experiment
+from phenolab.train.engines import build_run as build
 from phenolab.probes.registry import run_probe
 from phenolab.store import Store
 from phenolab.train import train

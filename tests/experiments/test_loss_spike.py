@@ -13,8 +13,8 @@ import torch
 
 import phenolab.experiments.loss_spike as ls  # registers the experiment
 from phenolab.config import ConfigError
-from phenolab.experiments import run_experiment
-from phenolab.experiments.training import build
+from phenolab.execution import run_experiment
+from phenolab.train.engines import build_run as build
 from phenolab.probes.parameters import flat_parameters, unflatten_parameters
 from phenolab.store import Store
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from phenolab.experiments import run_experiment
+from phenolab.execution import run_experiment
 from phenolab.experiments.phase_diagram import (boundary_distance, classify, fit_slope, init_stds,
                                                 theory_regime)
 from phenolab.store import Store

@@ -10,8 +10,8 @@ from torch.func import functional_call, jacrev
 
 import phenolab.experiments.sharpness_width as sw  # registers the experiment
 from phenolab.config import MLPSpec
-from phenolab.experiments import run_experiment
-from phenolab.experiments.training import build
+from phenolab.execution import run_experiment
+from phenolab.train.engines import build_run as build
 from phenolab.models import build_model
 from phenolab.probes.ntk import ntk_probe
 from phenolab.store import Store

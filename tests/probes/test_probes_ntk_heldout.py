@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from phenolab.config import RunSpec, validate
-from phenolab.experiments.training import build
+from phenolab.train.engines import build_run as build
 from phenolab.probes.ntk import empirical_ntk
 from phenolab.probes.ntk_heldout import kernel_coefficients, kernel_regression
 from phenolab.probes.registry import run_probe

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from phenolab.config import MODEL_KINDS, ConfigError, KindSpec, RunSpec, TrainSpec, validate
-from phenolab.experiments.training import TrainItem, train_items
+from phenolab.execution.groups import TrainItem, train_items
 from phenolab.models import register_model
 from phenolab.models import registry as model_registry
 from phenolab.store import Store

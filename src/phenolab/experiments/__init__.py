@@ -1,7 +1,8 @@
-"""The experiment catalog: one module per phenomenon, the registry and the runner."""
+"""The experiment catalog: one module per phenomenon, the registry, and the experiment contract
+(`runner`: plan, judge, report). Running them is `phenolab.execution.run_experiment`."""
 
 from phenolab.experiments.base import Experiment, RunData, experiments, get_experiment, register
-from phenolab.experiments.runner import Outcome, run_experiment
+from phenolab.experiments.runner import Outcome
 from phenolab.experiments.verdict import Check, Verdict
 
 
@@ -13,4 +14,4 @@ def catalog_table() -> str:
 
 
 __all__ = ["Check", "Experiment", "Outcome", "RunData", "Verdict", "catalog_table", "experiments", "get_experiment",
-           "register", "run_experiment"]
+           "register"]

@@ -65,7 +65,7 @@ from phenolab.config import (ExperimentSpec, ExpressionData, MLPSpec, PosFloat, 
                              SinesData, Spec, TrainSpec)
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
-from phenolab.experiments.training import build
+from phenolab.train.engines import build_run as build
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.condensation import cosine_matrix, neuron_vectors
 from phenolab.probes.hessian import hessian_probe
@@ -263,7 +263,7 @@ _LANCZOS_OPTIONS = ("loss", "float64", "seed", "tol", "iters")
 
 def initial_sharpness(spec: RunSpec, hessian_options: dict[str, Any] | None = None) -> float:
     """lambda_max(theta_0): the top eigenvalue of the training-loss Hessian of the run's initial
-    model (built as the trainer builds it, `phenolab.experiments.training.build`), by the
+    model (built as the trainer builds it, `phenolab.train.engines.build_run`), by the
     ``hessian`` probe with the run's Lanczos options."""
     task, model = build(spec)
     options = {k: v for k, v in (hessian_options or {}).items() if k in _LANCZOS_OPTIONS}

@@ -1,39 +1,28 @@
-"""Run an experiment end to end: plan, train its runs into the store, analyze, judge, report.
+"""The experiment's side of a run: plan it, judge its stored runs, report.
 
-The experiment is a parent run (kind ``experiment``) whose training runs (kind ``train``) are
-its children. A training or measurement run is reused when a ``done`` one with its config hash
-was stored by the current code (`phenolab.versioning`), which lets an interrupted experiment
-resume without redoing finished runs. Analysis, verdict and figures are never reused: a parent
-whose config hash is already ``done`` is judged again from its stored runs (`reuse`), so a fixed
-analysis shows at once; only when one of those runs is missing, failed or of older code does the
-experiment run again (as a new parent, reusing what is current). ``force`` redoes everything.
-`prepare`, `open_parent`, `reuse` and `finish` are the steps a sweep reuses.
+`prepare` resolves a config and plans it (`Prepared`: the config, its training runs, its
+computations, the first run's task); `judge` turns stored runs into summary, verdict and figures
+under the runner's contract (name, source and failed-run reasons in every verdict); `finish`
+stores them with the report page; `reuse` judges a ``done`` experiment run again from its stored
+runs (`stored_runs`), so a fixed analysis shows at once. Training and measuring are the
+execution room's (`phenolab.execution.orchestrator`), which calls these steps.
 """
 
 from __future__ import annotations
 
-import math
-import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
-
-import numpy as np
 
 from phenolab import versioning
 from phenolab.config import ConfigError, ExperimentSpec, RunSpec, config_hash
-from phenolab.experiments.base import (
-    RESULT_ARTIFACT,
-    Computation,
-    Experiment,
-    RunData,
-    compute_safely,
-    get_experiment,
-)
-from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, build, error_line, train_items
+from phenolab.errors import error_line
+from phenolab.experiments.base import Computation, Experiment, RunData, get_experiment
 from phenolab.experiments.verdict import Verdict
 from phenolab.probes.registry import check_requirements
 from phenolab.report.html import render_run_page
 from phenolab.store import Store, StoreError
+from phenolab.tasks.base import Task
+from phenolab.train.engines import build_run
 
 
 @dataclass(frozen=True)
@@ -62,6 +51,7 @@ class Prepared:
     config: ExperimentSpec
     plan: list[tuple[str, RunSpec]]
     computations: list[Computation]
+    task: Task | None = field(default=None, compare=False, repr=False)  # the first run's, built by `plan_config`
 
     @property
     def config_hash(self) -> str:
@@ -69,18 +59,25 @@ class Prepared:
 
 
 def prepare(name: str, preset: str = "quick", overrides: Mapping[str, Any] | None = None) -> Prepared:
-    """Resolve the config and plan the runs; the first run's task and model are built, so that a
-    shape mismatch is bad input (ConfigError) before the store is touched."""
+    """Resolve experiment `name`'s config (defaults, preset, overrides) and plan it (`plan_config`)."""
     experiment = get_experiment(name)
-    cfg = experiment.resolve(preset, overrides)
+    return plan_config(experiment, experiment.resolve(preset, overrides))
+
+
+def plan_config(experiment: Experiment, cfg: Any) -> Prepared:
+    """Plan a resolved config: its training runs and computations. The first run's task and model
+    are built and the probes' requirements checked on them, so that a shape mismatch or a probe
+    that cannot read the model is bad input (ConfigError) before the store is touched; the task
+    is kept for training (`Prepared.task`), built once."""
     plan = experiment.plan(cfg)
+    task = None
     if plan:
         first = plan[0][1]
-        task, model = build(first)
+        task, model = build_run(first)
         problems = check_requirements([p.name for p in first.probes], model, task)
         if problems:
             raise ConfigError(problems)
-    return Prepared(experiment, cfg, plan, experiment.measure(cfg))
+    return Prepared(experiment, cfg, plan, experiment.measure(cfg), task)
 
 
 def reuse(prepared: Prepared, store: Store) -> Outcome | None:
@@ -125,70 +122,6 @@ def stored_runs(prepared: Prepared, parent: int, store: Store) -> list[RunData] 
             return None
         out.append(RunData(label, run_id, spec, row["status"], row["error"], store))
     return out
-
-
-def open_parent(prepared: Prepared, store: Store, sweep_id: str | None = None) -> tuple[int, list[TrainItem]]:
-    """Create the parent run and the training items that hang from it."""
-    parent = store.create_run(kind="experiment", name=prepared.experiment.name,
-                              config=prepared.config.model_dump(mode="json"), config_hash=prepared.config_hash,
-                              label=prepared.config.preset, sweep_id=sweep_id)
-    items = [TrainItem(prepared.experiment.name, label, spec, parent) for label, spec in prepared.plan]
-    return parent, items
-
-
-def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool = False,
-                  progress: ProgressFn | None = None, executor: GroupExecutor | None = None) -> list[RunData]:
-    """Run (or reuse) the experiment's computations, each stored as a ``measure`` run under `parent`.
-
-    `executor` runs them (its workers, in parallel; None: here, one after another). A computation
-    that raises is stored ``failed`` with the error and the others go on (the verdict then names
-    it, `failed_runs`); Ctrl-C stores the ones in flight ``interrupted`` and re-raises."""
-    name, comps = prepared.experiment.name, prepared.computations
-    versions = [versioning.measure_version(comp.compute) for comp in comps]
-    out: dict[int, RunData] = {}
-    todo = []
-    for k, comp in enumerate(comps):
-        done = None if force else store.find_done("measure", name, comp.config_hash, versions[k])
-        if done is not None:
-            out[k] = RunData(comp.label, done, None, "done", None, store)
-        else:
-            todo.append(k)
-    open_: dict[int, int] = {}
-
-    def on_start(j: int) -> None:
-        comp = comps[todo[j]]
-        open_[j] = store.create_run(kind="measure", name=name, config=comp.config, config_hash=comp.config_hash,
-                                    parent_id=parent, label=comp.label, code_version=versions[todo[j]])
-
-    def on_done(j: int, outcome: Any) -> None:
-        run, comp = open_.pop(j), comps[todo[j]]
-        status, value = outcome if isinstance(outcome, tuple) else ("error", outcome.reason)
-        if status == "ok":
-            arrays = {key: np.asarray(v) for key, v in value.items()}
-            store.save_artifact(run, RESULT_ARTIFACT, arrays)
-            scalars = {key: float(a) for key, a in arrays.items() if a.ndim == 0 and a.dtype.kind in "biuf"}
-            store.finish_run(run, "done", summary=scalars)
-            out[todo[j]] = RunData(comp.label, run, None, "done", None, store)
-        else:
-            store.finish_run(run, "failed", error=value)
-            out[todo[j]] = RunData(comp.label, run, None, "failed", value, store)
-        if progress is not None:
-            progress("measuring", len(out), len(comps), math.nan)
-
-    calls = [(compute_safely, (comps[k].compute, dict(comps[k].params)), comps[k].label) for k in todo]
-    try:
-        if executor is None:
-            for j, (fn, args, _) in enumerate(calls):
-                on_start(j)
-                on_done(j, fn(*args))
-        elif calls:
-            executor.run_calls(calls, on_start=on_start, on_done=on_done)
-    except BaseException as exc:
-        for run in open_.values():
-            store.finish_run(run, "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed",
-                             error=error_line(exc))
-        raise
-    return [out[k] for k in range(len(comps))]
 
 
 def judge(prepared: Prepared, runs: list[RunData], *,
@@ -251,45 +184,6 @@ def finish(prepared: Prepared, parent: int, runs: list[RunData], store: Store, *
         store.get_run(parent), verdict=verdict.to_dict(), figures=saved,
         children=[store.get_run(i) for i in dict.fromkeys(r.run_id for r in runs)]))
     return Outcome(parent, prepared.experiment.name, verdict.to_dict(), summary, reused=reused)
-
-
-def close_on_error(store: Store, parents: list[int], exc: BaseException) -> None:
-    """Mark parent runs that did not finish: ``interrupted`` on Ctrl-C, else ``failed`` with the error."""
-    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-    error = ("interrupted by the user (KeyboardInterrupt)" if status == "interrupted"
-             else traceback.format_exception_only(type(exc), exc)[-1].strip())
-    for parent in parents:
-        if store.get_run(parent)["status"] == "running":
-            store.finish_run(parent, status, error=error)
-
-
-def run_experiment(
-    name: str,
-    *,
-    store: Store,
-    preset: str = "quick",
-    overrides: Mapping[str, Any] | None = None,
-    force: bool = False,
-    progress: ProgressFn | None = None,
-    executor: GroupExecutor | None = None,
-) -> Outcome:
-    """Resolve, run (or reuse the stored runs of) and judge experiment `name`; bad input raises
-    ConfigError first. The verdict is always computed by the current analysis (`reuse`).
-
-    `executor` trains the runs' ensemble groups (`phenolab.sweep.executors`; None: in this process)."""
-    prepared = prepare(name, preset, overrides)
-    if not force and (outcome := reuse(prepared, store)) is not None:
-        return outcome
-    parent, items = open_parent(prepared, store)
-    try:
-        runs = train_items(items, store, force=force, progress=progress, executor=executor)
-        runs += measure_items(prepared, parent, store, force=force, progress=progress, executor=executor)
-        outcome = finish(prepared, parent, runs, store)
-    except BaseException as exc:
-        close_on_error(store, [parent], exc)
-        raise
-    store.optimize()  # after the bulk writes: fresh planner statistics for queries over the runs
-    return outcome
 
 
 def failed_runs(runs: list[RunData]) -> str:

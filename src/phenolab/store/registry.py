@@ -242,29 +242,52 @@ class Store:
 
         `code_version` names the source that produces the run's results (`phenolab.versioning`);
         `find_done` matches it, so a result of other code is not reused."""
-        for field, value in (("kind", kind), ("name", name), ("config_hash", config_hash)):
-            if not isinstance(value, str) or not value:
-                raise ValueError(f"{field} must be a non-empty string, got {value!r}")
-        if not isinstance(config, Mapping):
-            raise TypeError(f"config must be a dict, got {type(config).__name__}")
-        now = iso(utc_now())
-        pid = os.getpid()
-        values = {
-            "kind": kind, "name": name, "label": label, "parent_id": parent_id, "sweep_id": sweep_id,
-            "status": "running", "config_hash": config_hash, "config": to_json(dict(config)),
-            "started": now, "heartbeat": now, "pid": pid, "hostname": hostname(),
-            "proc_start": process_start(pid), "phenolab_version": _phenolab_version(),
-            "code_version": code_version,
-        }
+        values = _new_run(kind, name, config, config_hash, parent_id, sweep_id, label, code_version)
+        with self._writing() as conn:
+            return self._insert_run(conn, values)
+
+    def _insert_run(self, conn: sqlite3.Connection, values: dict[str, Any]) -> int:
+        if values["parent_id"] is not None:
+            self._require_run(conn, values["parent_id"])
         columns = ", ".join(values)
         marks = ", ".join("?" for _ in values)
+        cursor = conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", tuple(values.values()))
+        run_id = int(cursor.lastrowid)
+        insert_config(conn, run_id, from_json(values["config"]))
+        return run_id
+
+    def claim_run(self, *, kind: str, name: str, config: Mapping[str, Any], config_hash: str,
+                  code_version: str | None, parent_id: int | None = None, label: str | None = None,
+                  sweep_id: str | None = None) -> tuple[str, int]:
+        """Claim a config hash before training it, in one write transaction, so that two drivers
+        never train it twice. Returns ``("done", id)`` when a ``done`` run of that kind, name, hash
+        and code version exists; ``("busy", id)`` when another live process holds a ``running`` one
+        (wait for it); else ``("claimed", id)`` of a new ``running`` run that this process owns. A
+        ``running`` run whose owner is gone is marked ``interrupted`` and claimed anew."""
+        version_sql = "code_version = ?" if code_version is not None else "code_version IS NULL"
+        match = f"name = ? AND config_hash = ? AND kind = ? AND {version_sql}"
+        params: list[Any] = [name, config_hash, kind] + ([code_version] if code_version is not None else [])
+        me = (os.getpid(), hostname(), process_start(os.getpid()))
+        values = _new_run(kind, name, config, config_hash, parent_id, sweep_id, label, code_version)
         with self._writing() as conn:
-            if parent_id is not None:
-                self._require_run(conn, parent_id)
-            cursor = conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", tuple(values.values()))
-            run_id = int(cursor.lastrowid)
-            insert_config(conn, run_id, from_json(values["config"]))
-            return run_id
+            done = conn.execute(f"SELECT id FROM runs WHERE {match} AND status = 'done' ORDER BY id DESC LIMIT 1",
+                                params).fetchone()
+            if done is not None:
+                return "done", int(done["id"])
+            now = utc_now()
+            for r in conn.execute(f"SELECT * FROM runs WHERE {match} AND status = 'running' ORDER BY id", params):
+                if (r["pid"], r["hostname"], r["proc_start"]) == me:
+                    continue  # this process's own run (an earlier, abandoned attempt): not a claim on it
+                if owner_gone(pid=r["pid"], host=r["hostname"], proc_start=r["proc_start"],
+                              last_seen=r["heartbeat"] or r["started"], now=now):
+                    ended = r["heartbeat"] or r["started"]
+                    conn.execute("UPDATE runs SET status = 'interrupted', error = ?, finished = ?, duration_s = ? "
+                                 "WHERE id = ?", (f"process {r['pid']} on {r['hostname']} ended without finishing "
+                                                  "the run", ended, seconds_between(r["started"], ended), r["id"]))
+                    write_summary(conn, r["id"])
+                    continue
+                return "busy", int(r["id"])
+            return "claimed", self._insert_run(conn, values)
 
     def heartbeat(self, run_id: int) -> None:
         """Record that the run's process is alive now."""
@@ -589,6 +612,25 @@ class Store:
             conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
             conn.execute("ANALYZE")
             conn.execute("PRAGMA optimize")
+
+
+def _new_run(kind: str, name: str, config: Mapping[str, Any], config_hash: str, parent_id: int | None,
+             sweep_id: str | None, label: str | None, code_version: str | None) -> dict[str, Any]:
+    """The row of a new ``running`` run owned by this process (checked arguments)."""
+    for field, value in (("kind", kind), ("name", name), ("config_hash", config_hash)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{field} must be a non-empty string, got {value!r}")
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict, got {type(config).__name__}")
+    now = iso(utc_now())
+    pid = os.getpid()
+    return {
+        "kind": kind, "name": name, "label": label, "parent_id": parent_id, "sweep_id": sweep_id,
+        "status": "running", "config_hash": config_hash, "config": to_json(dict(config)),
+        "started": now, "heartbeat": now, "pid": pid, "hostname": hostname(),
+        "proc_start": process_start(pid), "phenolab_version": _phenolab_version(),
+        "code_version": code_version,
+    }
 
 
 def _run_id(run_id: int) -> int:

@@ -8,7 +8,7 @@ same sweep resumes: finished training and measurement runs are found by config h
 version (`phenolab.versioning`) and reused. Verdicts are never reused: a point whose experiment
 run is ``done`` is judged again from its stored runs (`runner.reuse`), and a finished sweep whose
 points all are gets its summary rewritten rather than a new sweep run.
-The groups train where the executor puts them (`phenolab.sweep.executors`: this process, or a
+The groups train where the executor puts them (`phenolab.execution.executors`: this process, or a
 pool of worker processes); only this process writes the store.
 """
 
@@ -17,17 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from phenolab.experiments.runner import (
-    Outcome,
-    close_on_error,
-    finish,
-    measure_items,
-    open_parent,
-    prepare,
-    reuse,
-)
-from phenolab.experiments.training import GroupExecutor, ProgressFn, TrainItem, train_items
+from phenolab.execution.groups import GroupExecutor, ProgressFn
+from phenolab.execution.orchestrator import close_on_error, run_points
+from phenolab.experiments.runner import Outcome, plan_config, reuse
 from phenolab.store import Store
+from phenolab.experiments.base import get_experiment
 from phenolab.sweep.spec import SweepPoint, SweepSpec, expand, sweep_id
 
 
@@ -51,12 +45,13 @@ def sweep_record(spec: SweepSpec, points: list[SweepPoint]) -> dict[str, Any]:
 
 def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: ProgressFn | None = None,
               executor: GroupExecutor | None = None) -> SweepOutcome:
-    """Run (or resume) every point of `spec`; bad axes raise ConfigError before anything is stored.
+    """Run (or resume) every point of `spec` (`phenolab.execution.orchestrator.run_points`); bad axes
+    raise ConfigError before anything is stored. Each point's config is resolved once, by `expand`.
 
-    `executor` trains the ensemble groups (`phenolab.sweep.executors.make_executor`; None: in this
+    `executor` trains the groups (`phenolab.execution.executors.make_executor`; None: in this
     process, one after another)."""
     points = expand(spec)
-    prepared = [prepare(spec.experiment, spec.preset, p.overrides) for p in points]
+    prepared = [plan_config(get_experiment(spec.experiment), p.config) for p in points]
     sid = sweep_id(spec)
     outcomes: dict[int, Outcome] = {}
     if not force:  # points already done: judged again from their stored runs
@@ -69,25 +64,14 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
             return SweepOutcome(sid, done, [(p, outcomes[p.index]) for p in points], reused=True)
     record = store.create_run(kind="sweep", name=spec.experiment, config=sweep_record(spec, points),
                               config_hash=sid, sweep_id=sid, label=spec.name)
-    parents: dict[int, int] = {}
-    items: list[TrainItem] = []
-    owner: list[int] = []  # the point index of each item
     try:
-        for i, prep in enumerate(prepared):
-            if i in outcomes:
-                continue
-            parents[i], point_items = open_parent(prep, store, sweep_id=sid)
-            items += point_items
-            owner += [i] * len(point_items)
-        runs = train_items(items, store, force=force, progress=progress, executor=executor)
-        for i, parent in parents.items():
-            measured = measure_items(prepared[i], parent, store, force=force, progress=progress, executor=executor)
-            outcomes[i] = finish(prepared[i], parent, [r for r, o in zip(runs, owner) if o == i] + measured, store)
+        results = run_points(prepared, store, force=force, progress=progress, executor=executor, sweep_id=sid,
+                             judged=outcomes)
+        outcomes = dict(enumerate(results))
         store.finish_run(record, "done", summary=_sweep_summary(points, outcomes))
     except BaseException as exc:
-        close_on_error(store, [*parents.values(), record], exc)
+        close_on_error(store, [record], exc)
         raise
-    store.optimize()  # after the bulk writes: fresh planner statistics for queries over the runs
     return SweepOutcome(sid, record, [(p, outcomes[p.index]) for p in points])
 
 

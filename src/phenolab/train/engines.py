@@ -29,9 +29,11 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from torch import nn
 
 from phenolab.config import ConfigError, RunSpec, canonical_json, validate
 from phenolab.models import build_model, model_kind, parameter_count
+from phenolab.tasks import make_task
 from phenolab.tasks.base import Task
 from phenolab.train.ensemble_loop import AnyRecorder, fused_applies
 from phenolab.train.loop import TrainResult, batch_plan, train
@@ -51,6 +53,14 @@ ENSEMBLE_MAX_PARAMS = 250_000
 
 def dtype_of(spec: RunSpec) -> torch.dtype:
     return torch.float64 if spec.train.dtype == "float64" else torch.float32
+
+
+def build_run(spec: RunSpec, task: Task | None = None) -> tuple[Task, nn.Module]:
+    """The run's task (unless given) and freshly initialized model, from the run's own random streams."""
+    dtype = dtype_of(spec)
+    task = make_task(spec.data, spec.seed, dtype=dtype) if task is None else task
+    model = build_model(spec.model, task.input_dim, task.output_dim, generator(spec.seed, "model"), dtype=dtype)
+    return task, model
 
 
 def engine_of(spec: RunSpec, task: Task) -> str:

@@ -84,16 +84,21 @@ class Recorder(_Probing):
         label: str | None = None,
         sweep_id: str | None = None,
         code_version: str | None = None,
+        run_id: int | None = None,
     ):
+        """A new ``running`` run in `store`, or, with `run_id`, the ``running`` run the caller
+        already created (claimed, `Store.claim_run`) for this config."""
         self._owns_store = not isinstance(store, Store)
         self.store = store if isinstance(store, Store) else Store(store)
         cfg = _config_dict(config)
         self.config = cfg
         self.config_hash = config_hash(cfg)
-        self.run_id = self.store.create_run(
-            kind=kind, name=name, config=cfg, config_hash=self.config_hash,
-            parent_id=parent_id, sweep_id=sweep_id, label=label, code_version=code_version,
-        )
+        if run_id is None:
+            run_id = self.store.create_run(
+                kind=kind, name=name, config=cfg, config_hash=self.config_hash,
+                parent_id=parent_id, sweep_id=sweep_id, label=label, code_version=code_version,
+            )
+        self.run_id = run_id
         self.status: str | None = None
         self._rows: list[tuple[int, str, float]] = []
         self._arrays: dict[str, list[tuple[int, np.ndarray]]] = {}

@@ -15,10 +15,10 @@ import pytest
 
 from phenolab.config import ConfigError
 from phenolab.store import Store
-from phenolab.sweep.executors import (Executor, InlineExecutor, Job, JobFailed, LocalExecutor, executor_names,
+from phenolab.execution.executors import (Executor, InlineExecutor, Job, JobFailed, LocalExecutor, executor_names,
                                       make_executor, register_executor)
 from phenolab.sweep.run import run_sweep
-from phenolab.train.workers import TEST_KILL_ENV
+from phenolab.execution.jobs import TEST_KILL_ENV
 from tiny_sweeps import assert_same_runs, processes, tiny_sweep, train_runs
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -127,7 +127,7 @@ class RaisingExecutor(Executor):
 
 
 def test_a_plugged_in_executor_records_through_the_driver_and_a_raising_group_stops_the_sweep(tmp_path, monkeypatch):
-    import phenolab.sweep.executors as executors
+    import phenolab.execution.executors as executors
 
     monkeypatch.setattr(executors, "_REGISTRY", dict(executors._REGISTRY))
     register_executor("raising", RaisingExecutor)

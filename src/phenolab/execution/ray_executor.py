@@ -9,11 +9,11 @@ Install with ``pip install 'phenolab[ray]'``; ``make_executor("ray", ...)`` impo
 - ``address="auto"``: the cluster started with ``ray start`` on this machine;
 - ``address="HOST:PORT"`` (or ``ray://HOST:PORT``): that cluster's head (its GCS port).
 
-The executor follows the local one (`phenolab.sweep.executors`), whose module docstring holds
+The executor follows the local one (`phenolab.execution.executors`), whose module docstring holds
 the contract:
 
 - a job is a task asking for ``num_cpus=threads``; the worker sets that many torch/BLAS threads
-  (`phenolab.train.workers.run_ray_job`, the same `run_job` wrapper as local workers), so Ray
+  (`phenolab.execution.jobs.run_ray_job`, the same `run_job` wrapper as local workers), so Ray
   places at most ``cpus // threads`` tasks on a node: workers x threads <= cores;
 - at most `jobs` tasks are in flight (default: the cluster's CPUs // threads, looked up as it
   goes, so nodes that join or leave count); runs are opened ``running`` when their task is
@@ -45,7 +45,7 @@ import ray
 import ray.exceptions
 
 from phenolab.config import ConfigError, Problem
-from phenolab.sweep.executors import (DEFAULT_ATTEMPTS, IDLE_S, Executor, Job, JobFailed, OnDone, OnIdle, OnStart,
+from phenolab.execution.executors import (DEFAULT_ATTEMPTS, IDLE_S, Executor, Job, JobFailed, OnDone, OnIdle, OnStart,
                                       _Attempts, _positive, available_cores, register_executor)
 
 _ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
@@ -122,7 +122,7 @@ class RayExecutor(Executor):
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ConfigError([Problem("address", f"could not start or reach {where}: {first}")]) from None
             self._started = True
-        from phenolab.train.workers import run_ray_job
+        from phenolab.execution.jobs import run_ray_job
 
         env = {k: os.environ[k] for k in _PASSED_ENV if k in os.environ}
         n = str(self.threads)
@@ -154,7 +154,7 @@ class RayExecutor(Executor):
 
     def run_jobs(self, jobs: Sequence[Job], *, on_start: OnStart | None = None, on_done: OnDone,
                  on_idle: OnIdle | None = None) -> None:
-        from phenolab.experiments.training import error_line
+        from phenolab.errors import error_line
 
         self.start()
         ledger = _Attempts(len(jobs), self.attempts, _died)

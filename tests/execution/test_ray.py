@@ -38,9 +38,9 @@ os.environ.update(AUTH_ENV)  # before Ray is imported: it reads RAY_AUTH_MODE in
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'phenolab[ray]')")
 
 from phenolab.store import Store  # noqa: E402
-from phenolab.sweep.executors import Job, JobFailed, make_executor  # noqa: E402
+from phenolab.execution.executors import Job, JobFailed, make_executor  # noqa: E402
 from phenolab.sweep.run import run_sweep  # noqa: E402
-from phenolab.train.workers import TEST_KILL_ENV  # noqa: E402
+from phenolab.execution.jobs import TEST_KILL_ENV  # noqa: E402
 from tiny_sweeps import assert_same_runs, processes, tiny_sweep, train_runs  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("one_thread")]
@@ -125,13 +125,13 @@ def test_a_raising_job_is_not_retried_and_is_re_raised(shared_ray):
 
 def test_address_is_checked_and_the_extra_is_named_when_ray_is_missing(monkeypatch):
     from phenolab.config import ConfigError
-    import phenolab.sweep.executors as executors
+    import phenolab.execution.executors as executors
 
     with pytest.raises(ConfigError, match="address: auto, HOST:PORT"):
         make_executor("ray", address="not an address")
     assert make_executor("ray", address="127.0.0.1:6379").address == "127.0.0.1:6379"  # nothing started yet
     monkeypatch.setattr(executors, "_REGISTRY", {k: v for k, v in executors._REGISTRY.items() if k != "ray"})
-    monkeypatch.delitem(sys.modules, "phenolab.sweep.ray_executor")
+    monkeypatch.delitem(sys.modules, "phenolab.execution.ray_executor")
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
     with pytest.raises(ConfigError, match=r"the ray package is not installed; pip install 'phenolab\[ray\]'"):
         make_executor("ray")

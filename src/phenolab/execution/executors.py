@@ -1,6 +1,6 @@
 """Executors: who trains the ensemble groups of an experiment or a sweep.
 
-`phenolab.experiments.training.train_items` plans the training runs, reuses finished ones and
+`phenolab.execution.groups.train_items` plans the training runs, reuses finished ones and
 groups the rest into ensembles; an executor then trains the groups. One interface, several
 executors, found by name in a registry (`make_executor`, `register_executor`):
 
@@ -9,15 +9,16 @@ executors, found by name in a registry (`make_executor`, `register_executor`):
 - ``local``: a pool of worker processes on this machine (joblib's loky: cloudpickle, fresh
   interpreters), ``jobs`` groups at a time, each worker with ``max(1, cores // jobs)`` threads.
 - ``ray``: Ray core tasks, on a private local Ray instance or a cluster
-  (`phenolab.sweep.ray_executor`, imported when asked for; ``pip install 'phenolab[ray]'``).
+  (`phenolab.execution.ray_executor`, imported when asked for; ``pip install 'phenolab[ray]'``).
 
 The unit of work is a `Job`: a picklable function and its arguments, whose result is plain
-picklable data. For training, a job is one ensemble group: `train_group_buffered` builds the
-task and models from the group's `RunSpec`s, trains them into in-memory `BufferRecorder`s and
-returns a `GroupResult`. Only the driver (this process) writes the store:
+picklable data. For training, a job is one group: `train_group_buffered` gets the group's
+`RunSpec`s and its task (built once, in the driver), builds the models, trains them into in-memory
+`BufferRecorder`s and returns a `GroupResult`. Only the driver (this process) writes the store:
 
-1. when a group is handed to a worker, its runs are created ``running`` (`open_runs`), so the
-   store shows what is in flight and a run's start and duration are its own;
+1. a group's runs were claimed ``running`` before it is dispatched
+   (`phenolab.execution.groups.train_items`), so the store shows what is in flight and no other
+   driver trains the same config hash; they are opened when the group is handed to a worker;
 2. when its result comes back, the records are replayed into those runs and they are closed
    with their status (`record_group`); a run is ``done`` only then, exactly once;
 3. a worker that dies (SIGKILL, segfault, the out-of-memory killer) fails only its own job
@@ -33,7 +34,7 @@ returns a `GroupResult`. Only the driver (this process) writes the store:
    command then reuses every ``done`` run by config hash, so no finished run is trained twice.
 
 The worker's side (`train_group_buffered`, `run_job`, `init_worker`) lives in
-`phenolab.train.workers`, so that a worker imports the trainer and not the experiment catalog.
+`phenolab.execution.jobs`, which imports the trainer and not the experiment catalog.
 A new executor (Ray) subclasses `Executor`, implements `run_jobs` (dispatch, retries, the
 callbacks) and `close`, and calls `register_executor("ray", factory)`; `train_groups`, the
 store bookkeeping, comes with the base class. ``in_process`` says whether jobs run in this
@@ -49,14 +50,16 @@ from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from phenolab.config import ConfigError, Problem
+from phenolab.errors import error_line
+from phenolab.execution.groups import (GroupDone, ProgressFn, TaskCache, TrainItem, close_runs, fail_group,
+                                       group_label, open_runs, record_group, train_group)
+from phenolab.execution.jobs import init_worker, run_job, train_group_buffered
+from phenolab.store import Store
+from phenolab.train.recorder import Recorder
 
-if TYPE_CHECKING:  # pragma: no cover
-    from phenolab.experiments.training import GroupDone, ProgressFn, TrainItem
-    from phenolab.store import Store
-    from phenolab.train.recorder import Recorder
 
 DEFAULT_ATTEMPTS = 3
 IDLE_S = 30.0
@@ -187,23 +190,22 @@ class Executor(ABC):
     def run_calls(self, calls: Sequence[tuple[Callable[..., Any], tuple[Any, ...], str]], *,
                   on_start: OnStart | None = None, on_done: OnDone) -> None:
         """`run_jobs` for plain ``(fn, args, label)`` triples (the measurements of an experiment,
-        `phenolab.experiments.runner.measure_items`, which does not import this room)."""
+        `phenolab.execution.measure.measure_items`)."""
         self.run_jobs([Job(fn, args, label) for fn, args, label in calls], on_start=on_start, on_done=on_done)
 
     # ------------------------------------------------------------------ training groups
     def train_groups(self, groups: Sequence[Sequence[TrainItem]], store: Store, progress: ProgressFn | None,
-                     done: GroupDone) -> None:
-        """Train each group in a worker (`train_group_buffered`); record it here as it comes back.
+                     done: GroupDone, tasks: TaskCache | None = None) -> None:
+        """Train each group in a worker (`train_group_buffered`, with its task from `tasks`); record
+        it here as it comes back.
 
-        Runs are created ``running`` when their group is dispatched and closed when its result
-        (or its failure) is recorded; on an exception the runs still open are closed
-        ``interrupted`` (Ctrl-C, or another group raised) before it propagates.
+        Runs are opened when their group is dispatched and closed when its result (or its failure)
+        is recorded; on an exception the runs still open are closed ``interrupted`` (Ctrl-C, or
+        another group raised) before it propagates.
         """
-        from phenolab.experiments.training import (close_runs, error_line, fail_group, group_label, open_runs,
-                                                   record_group)
-        from phenolab.train.workers import train_group_buffered
-
-        jobs = [Job(train_group_buffered, (tuple(item.spec for item in group),), group_label(group))
+        tasks = tasks if tasks is not None else TaskCache()
+        jobs = [Job(train_group_buffered, (tuple(item.spec for item in group), tasks.get(group[0].spec)),
+                    group_label(group))
                 for group in groups]
         open_: dict[int, list[Recorder]] = {}
 
@@ -241,7 +243,6 @@ class InlineExecutor(Executor):
 
     def run_jobs(self, jobs: Sequence[Job], *, on_start: OnStart | None = None, on_done: OnDone,
                  on_idle: OnIdle | None = None) -> None:
-        from phenolab.experiments.training import error_line
 
         for i, job in enumerate(jobs):
             if on_start is not None:
@@ -261,13 +262,12 @@ class InlineExecutor(Executor):
                                        False, "this process"))
 
     def train_groups(self, groups: Sequence[Sequence[TrainItem]], store: Store, progress: ProgressFn | None,
-                     done: GroupDone) -> None:
+                     done: GroupDone, tasks: TaskCache | None = None) -> None:
         """Each group here, in order, recording live (the per-step progress of today's path)."""
-        from phenolab.experiments.training import group_label, train_group
-
+        tasks = tasks if tasks is not None else TaskCache()
         for k, group in enumerate(groups):
             started = time.perf_counter()
-            data = train_group(group, store, progress)
+            data = train_group(group, store, progress, tasks.get(group[0].spec))
             wall = time.perf_counter() - started
             self.stats.append(JobStats(group_label(group), 1, wall, wall, 0.0,
                                        any(r.status == "failed" for r in data), "this process"))
@@ -303,8 +303,6 @@ class LocalExecutor(Executor):
         from concurrent.futures import FIRST_COMPLETED, wait
         from concurrent.futures.process import BrokenProcessPool
 
-        from phenolab.experiments.training import error_line
-        from phenolab.train.workers import run_job
 
         ledger = _Attempts(len(jobs), self.attempts, _died)
         free = list(range(min(self.jobs, len(jobs))))[::-1]
@@ -344,7 +342,6 @@ class LocalExecutor(Executor):
         if pool is None:
             from joblib.externals.loky import ProcessPoolExecutor
 
-            from phenolab.train.workers import init_worker
 
             n = str(self.threads)
             env = {"PHENOLAB_THREADS": n, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
@@ -404,7 +401,7 @@ def _local(jobs: int | None = None, attempts: int | None = None) -> Executor:
 
 
 _REGISTRY: dict[str, ExecutorFactory] = {"inline": _inline, "local": _local}
-_LAZY = {"ray": ("phenolab.sweep.ray_executor", "ray", "pip install 'phenolab[ray]'")}
+_LAZY = {"ray": ("phenolab.execution.ray_executor", "ray", "pip install 'phenolab[ray]'")}
 """Executors whose module registers them when imported: name -> (module, package it needs, how to install)."""
 
 

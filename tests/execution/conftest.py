@@ -4,7 +4,7 @@ import pytest
 from tiny_sweeps import tiny_sweep
 
 from phenolab.store import Store
-from phenolab.sweep.executors import InlineExecutor
+from phenolab.execution.executors import InlineExecutor
 from phenolab.sweep.run import run_sweep
 
 

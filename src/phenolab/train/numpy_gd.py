@@ -44,6 +44,15 @@ class TanhFit:
     a: np.ndarray
     snapshots: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
+    def plateaus(self, escape_fraction: float, count: int = 2) -> tuple[int, list[int]]:
+        """The escape from the start (the first step with L < escape_fraction L(0); -1: none) and the
+        first `count` plateaus after it, read as local minima t of ||grad L|| (t > escape,
+        grad_norm[t] <= both neighbours)."""
+        loss, g = self.loss, self.grad_norm
+        escape = next((t for t in range(len(loss)) if loss[t] < escape_fraction * loss[0]), -1)
+        minima = [t for t in range(1, len(g) - 1) if escape >= 0 and t > escape and g[t] <= g[t - 1] and g[t] <= g[t + 1]]
+        return escape, minima[:count]
+
 
 def tanh_two_layer_gd(w: np.ndarray, a: np.ndarray, x: np.ndarray, y: np.ndarray, *, lr: float, steps: int,
                       snapshot_steps: Iterable[int] = ()) -> TanhFit:

@@ -13,6 +13,7 @@ from phenolab.experiments.base import get_experiment
 from phenolab.execution.orchestrator import run_experiment
 from phenolab.probes.parameters import loss_and_gradient
 from phenolab.store import Store
+from phenolab.train.numpy_gd import tanh_two_layer_loss_grad
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -42,7 +43,7 @@ def test_numpy_gradient_matches_autograd():
     x, y = ep.make_data(30, 0)
     net = ep.tanh_net(5, 0.7, seed=3)
     w, _, a = net.neurons()
-    loss, gw, ga = ep._loss_grad_np(w.detach().numpy(), a.detach().numpy()[:, 0], x.numpy(), y.numpy()[:, 0])
+    loss, gw, ga = tanh_two_layer_loss_grad(w.detach().numpy(), a.detach().numpy()[:, 0], x.numpy(), y.numpy()[:, 0])
     ref_loss, ref = loss_and_gradient(net, x, y)  # flat order: layers.0.weight (5, 2), layers.1.weight (1, 5)
     assert loss == pytest.approx(ref_loss, rel=1e-13)
     np.testing.assert_allclose(np.concatenate([gw.reshape(-1), ga]), ref, rtol=1e-11, atol=1e-15)

@@ -46,16 +46,16 @@ def test_quick_preset_passes_with_the_closed_form_ranks(tmp_path):
 
 
 def test_rank_and_llr_of_one_target_directly():
-    out = llr.rank_and_llr({"d": 3, "widths": [4], "point": "narrow", "narrow": [2], "seed": 5,
-                            "population": 500, "draws": 6, "extra": 1, "rtol": 1e-8})
+    out = llr.rank_and_llr(llr.RankParams(d=3, widths=[4], point="narrow", narrow=[2], seed=5,
+                                             population=500, draws=6, extra=1, rtol=1e-8))
     assert out["rank"] == 8 and out["parameters"] == 16
     assert out["sizes"].tolist() == list(range(1, 10))
     # below r the sample Jacobian has full row rank n; from r on it has rank r
     np.testing.assert_array_equal(out["sample_ranks"], np.minimum(out["sizes"], 8)[:, None].repeat(6, 1))
     assert out["llr"].tolist() == [0.0] * 7 + [1.0, 1.0]
     assert out["log10_gap"] > 10 and out["log10_dropped"] < -14
-    generic = llr.rank_and_llr({"d": 3, "widths": [6, 6], "point": "generic", "narrow": [], "seed": 0,
-                                "population": 700, "draws": 0, "rtol": 1e-8})
+    generic = llr.rank_and_llr(llr.RankParams(d=3, widths=[6, 6], point="generic", seed=0, population=700,
+                                                 draws=0, rtol=1e-8))
     assert generic["rank"] == 60 and math.isinf(generic["log10_gap"]) and "llr" not in generic
 
 
@@ -64,9 +64,9 @@ def test_parameter_points_are_the_narrow_functions():
 
     x = torch.randn(50, 3, dtype=torch.float64)
     narrow = llr.tanh_net(3, [2, 1], 0, llr.narrow_layers(3, [2, 1], 4))
-    wide = llr.build_point({"d": 3, "widths": [6, 6], "point": "narrow", "narrow": [2, 1], "seed": 4})
+    wide = llr.build_point(llr.PointParams(d=3, widths=[6, 6], point="narrow", narrow=[2, 1], seed=4))
     torch.testing.assert_close(wide(x), narrow(x))
-    aligned = llr.build_point({"d": 3, "widths": [8], "point": "aligned", "seed": 4})
+    aligned = llr.build_point(llr.PointParams(d=3, widths=[8], point="aligned", seed=4))
     one = llr.tanh_net(3, [1], 0, llr.narrow_layers(3, [1], 4))
     torch.testing.assert_close(aligned(x), one(x))
     assert llr.narrow_parameter_count(3, [3, 2]) == 17 and llr.narrow_parameter_count(3, [6, 6]) == 60

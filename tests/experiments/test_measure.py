@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from phenolab.config import ExperimentSpec
-from phenolab.experiments.base import Computation, Experiment, no_training
-from phenolab.experiments.runner import Prepared
+from phenolab.config import ConfigError, ExperimentSpec, PosInt, Spec
 from phenolab.execution.measure import measure_items
 from phenolab.execution.orchestrator import open_parent
+from phenolab.experiments.base import Computation, Experiment, compute_safely, no_training, params_class, params_from
+from phenolab.experiments.runner import Prepared
 from phenolab.experiments.verdict import Verdict
 from phenolab.store import Store
 
@@ -95,3 +95,49 @@ def test_a_local_pool_measures_the_same_numbers_as_this_process(tmp_path):
         for x, y in zip(local[:2], inline[:2]):
             assert np.array_equal(x.result["e_test"], y.result["e_test"])
     assert len(pool.stats) == 3 and all(st.worker.startswith("pid ") for st in pool.stats[:2])
+
+
+class SquareParams(Spec):
+    x: PosInt
+    scale: float = 1.0
+    tag: str | None = None
+
+
+def typed_square(params: SquareParams):
+    return {"value": params.scale * float(params.x) ** 2}
+
+
+def test_typed_params_are_stored_as_json_and_hash_like_the_same_mapping():
+    typed = Computation("x=3", typed_square, SquareParams(x=3, scale=2.0))
+    assert typed.params_type is SquareParams
+    assert typed.config["params"] == {"x": 3, "scale": 2.0, "tag": None}
+    assert typed.config_hash == Computation("x=3", typed_square, {"x": 3, "scale": 2.0, "tag": None}).config_hash
+
+
+def test_compute_safely_validates_a_mapping_into_the_annotated_params_class():
+    assert params_class(typed_square) is SquareParams and params_class(square) is None
+    assert compute_safely(typed_square, {"x": 3, "scale": 2.0}) == ("ok", {"value": 18.0})
+    assert compute_safely(typed_square, SquareParams(x=2)) == ("ok", {"value": 4.0})
+    status, error = compute_safely(typed_square, {"x": -1})
+    assert status == "error" and "ValidationError" in error
+    assert compute_safely(square, {"x": 2})[0] == "ok"  # an untyped compute gets the mapping
+
+
+def test_typed_computations_are_measured_and_stored(tmp_path):
+    prepared = _prepared([Computation("typed", typed_square, SquareParams(x=4, scale=0.5))])
+    with Store(tmp_path / "s") as store:
+        parent, _ = open_parent(prepared, store)
+        (run,) = measure_items(prepared, parent, store)
+        assert run.status == "done" and float(run.result["value"]) == 8.0
+        assert store.get_run(run.run_id)["config"]["params"] == {"x": 4, "scale": 0.5, "tag": None}
+
+
+def test_params_from_picks_fields_by_name_and_prefix_and_names_a_missing_one():
+    cfg = {"x": 5, "scale": 3.0, "sq_scale": 7.0, "unrelated": 1}
+    assert params_from(cfg, SquareParams) == SquareParams(x=5, scale=3.0)
+    assert params_from(cfg, SquareParams, prefix="sq_") == SquareParams(x=5, scale=7.0)
+    assert params_from(cfg, SquareParams, x=2, tag="t") == SquareParams(x=2, scale=3.0, tag="t")
+    with pytest.raises(ConfigError, match="SquareParams needs 'x'"):
+        params_from({"scale": 1.0}, SquareParams)
+    with pytest.raises(Exception, match="extra"):
+        params_from(cfg, SquareParams, colour="red")

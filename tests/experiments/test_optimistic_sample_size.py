@@ -12,6 +12,7 @@ from phenolab.execution import run_experiment
 from phenolab.experiments import optimistic_sample_size as oss
 from phenolab.store import Store
 from phenolab.train.batched import gradient_descent, pad_samples
+from phenolab.train.numpy_gd import coefficient_product_gd, product_losses
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,14 +59,19 @@ def test_toy_gradient_descent_matches_the_batched_trainer(depth, std):
     fit = gradient_descent(models[0], start, x, y, mask, lr=0.1, steps=200)
     phi = torch.cat([torch.ones(*x.shape[:2], 1, dtype=x.dtype), x], -1).numpy()
     weight = (mask / mask.sum(1, keepdim=True)).numpy()
-    u = oss.toy_gradient_descent(start["factors"].numpy(), phi, y[..., 0].numpy(), weight, lr=0.1, steps=200)
+    out = coefficient_product_gd(start["factors"].numpy(), phi, y[..., 0].numpy(), weight, lr=0.1, steps=200,
+                                 record_steps=range(0, 201, 100))
+    u = out.u
+    assert out.steps.tolist() == [0, 100, 200] and out.loss.shape == (len(models), 3)
+    np.testing.assert_allclose(out.loss[:, 0], fit.history[0], rtol=1e-6)  # both (1 / 2 n_b) sum e^2 (float32 weight)
+    np.testing.assert_array_equal(out.loss[:, -1], product_losses(u, phi, y[..., 0].numpy(), weight))
     np.testing.assert_allclose(u, fit.params["factors"].numpy(), rtol=1e-7, atol=1e-9)  # rounding over 200 steps
     np.testing.assert_array_equal(oss.toy_init(2, depth, std), models[2].factors.detach().numpy())
 
 
 def test_toy_linear_limit_is_the_least_squares_solution_nearest_the_start():
-    out = oss.toy_trials({"depth": 1, "init_std": 0.5, "coefficients": [1.0, 1.0, 0.0], "sizes": [1, 2, 3, 5],
-                          "seeds": [0, 1], "lr": 0.1, "steps": 0, "success": 1e-2})
+    out = oss.toy_trials(oss.ToyParams(depth=1, init_std=0.5, coefficients=[1.0, 1.0, 0.0], sizes=[1, 2, 3, 5],
+                                       seeds=[0, 1], lr=0.1, steps=0, success=1e-2))
     assert out["limit_success"].tolist() == [[False, False], [False, False], [True, True], [True, True]]
     # n = 2: the limit interpolates the sample but is not c*
     x = oss.toy_sample(1, 2)

@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from phenolab.experiments.recovery import (
+    BranchParams,
+    TrialParams,
     active_neurons,
     branch_starts,
     imbalance,
@@ -28,21 +30,21 @@ def test_target_has_the_asked_norm_and_samples_are_nested():
 
 def test_a_start_on_the_branch_without_noise_is_exact():
     """eps = 0: neuron 0 is the target and the others have a = 0, so f = f* everywhere."""
-    out = branch_starts({**BASE, "sizes": [2, 8], "eps": 0.0, "steps": 0, "polish": 0})
+    out = branch_starts(BranchParams(**BASE, sizes=[2, 8], eps=0.0, steps=0, polish=0))
     assert out["e_test"].shape == (2, 3) and np.all(out["e_test"] < 1e-28)
     assert np.all(out["train_loss"] < 1e-28)
 
 
 def test_polished_branch_starts_interpolate_and_separate_at_the_branch_rank():
-    out = branch_starts({**BASE, "sizes": [4, 13], "eps": 1e-2, "steps": 200, "polish": 30})
+    out = branch_starts(BranchParams(**BASE, sizes=[4, 13], eps=1e-2, steps=200, polish=30))
     assert np.all(out["train_loss"] < 1e-24)  # interpolation at every n
     assert np.all(out["e_test"][0] > 1e-9)  # n = 4 < d + m: a nearby non-generalizing minimum
     assert np.all(out["e_test"][1] < 1e-20)  # n = 13 >= d + m: in Q*
 
 
 def test_scale_only_changes_the_size_of_the_initial_draw():
-    small = recovery_trials({**BASE, "sizes": [3], "sigma0": 1e-4, "steps": 0})
-    tiny = recovery_trials({**BASE, "sizes": [3], "sigma0": 1e-6, "steps": 0})
+    small = recovery_trials(TrialParams(**BASE, sizes=[3], sigma0=1e-4, steps=0))
+    tiny = recovery_trials(TrialParams(**BASE, sizes=[3], sigma0=1e-6, steps=0))
     assert np.allclose(small["imbalance_init"], 1e4 * tiny["imbalance_init"], rtol=1e-10)
 
 

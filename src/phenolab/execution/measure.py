@@ -59,7 +59,8 @@ def measure_items(prepared: Prepared, parent: int, store: Store, *, force: bool 
         if progress is not None:
             progress("measuring", len(out), len(comps), math.nan)
 
-    calls = [(compute_safely, (comps[k].compute, dict(comps[k].params)), comps[k].label) for k in todo]
+    calls = [(compute_safely, (comps[k].compute, comps[k].stored_params, comps[k].params_type), comps[k].label)
+             for k in todo]
     try:
         if executor is None:
             for j, (fn, args, _) in enumerate(calls):

@@ -9,12 +9,15 @@ runs, and turns their stored measurements into summary numbers, a `Verdict` and 
 from __future__ import annotations
 
 import difflib
+import inspect
 import traceback
+import typing
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from phenolab.config import (ConfigError, ExperimentSpec, Problem, RunSpec, Seeds, Spec, config_hash, merge,
                              validate)
@@ -73,23 +76,78 @@ class Computation:
     """A planned measurement that is not a training run of the MLP trainer: a rank computation, a
     batch of small recovery trials trained together, a matrix-completion solve.
 
-    ``compute(params)`` is a pure function of its JSON-able `params` (seeds included) returning
-    floats and arrays. It is stored as a run of kind ``measure`` (a child of the experiment run)
-    whose config is the function's import path and the params, so a finished one is reused by
+    ``compute(params)`` is a pure, module-level function (it is pickled to workers) of its
+    `params` (seeds included) returning floats and arrays. `params` is preferably a typed params
+    object, a `Spec` subclass that ``compute`` annotates as its argument (`params_from` builds one
+    from an experiment config); a plain JSON-able mapping is still accepted. It is stored as a run
+    of kind ``measure`` (a child of the experiment run) whose config is the function's import path
+    and the params as JSON (``model_dump(mode="json")`` of a Spec), so a finished one is reused by
     config hash, as a training run is.
     """
 
     label: str
-    compute: Callable[[dict[str, Any]], Measured]
-    params: Mapping[str, Any] = field(default_factory=dict)
+    compute: Callable[[Any], Measured]
+    params: Spec | Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def params_type(self) -> type[Spec] | None:
+        """The params class when `params` is a typed Spec, else None."""
+        return type(self.params) if isinstance(self.params, Spec) else None
+
+    @property
+    def stored_params(self) -> dict[str, Any]:
+        """`params` as stored in the run's config: a Spec's JSON dump, or the mapping copied."""
+        if isinstance(self.params, Spec):
+            return self.params.model_dump(mode="json")
+        return dict(self.params)
 
     @property
     def config(self) -> dict[str, Any]:
-        return {"compute": f"{self.compute.__module__}:{self.compute.__qualname__}", "params": dict(self.params)}
+        return {"compute": f"{self.compute.__module__}:{self.compute.__qualname__}", "params": self.stored_params}
 
     @property
     def config_hash(self) -> str:
         return config_hash(self.config)
+
+
+S = TypeVar("S", bound=Spec)
+
+
+def params_from(source: BaseModel | Mapping[str, Any], cls: type[S], /, *, prefix: str = "", **extra: Any) -> S:
+    """A typed params object `cls` built from an experiment config `source` in one call: each field
+    of `cls` is taken from ``extra`` if given there, else from the config's ``<prefix><field>``
+    (e.g. ``star_trials`` for the field ``trials`` with ``prefix="star_"``), else from the config's
+    ``<field>``; a field with a default may be left out of all three.
+
+    A required field that none of them gives is a `ConfigError` naming it (not a silent default),
+    and an `extra` key that `cls` does not declare is an error too (`Spec` forbids unknown keys)."""
+    data = source.model_dump() if isinstance(source, BaseModel) else dict(source)
+    picked: dict[str, Any] = {}
+    for name in cls.model_fields:
+        if name in extra:
+            continue
+        if prefix and prefix + name in data:
+            picked[name] = data[prefix + name]
+        elif name in data:
+            picked[name] = data[name]
+    missing = [name for name, f in cls.model_fields.items()
+               if f.is_required() and name not in picked and name not in extra]
+    if missing:
+        where = f"{prefix}<field> or <field>" if prefix else "<field>"
+        raise ConfigError([Problem(name, f"{cls.__name__} needs {name!r}: the config has no {where} of that "
+                                         f"name and the caller gave none") for name in missing])
+    return cls.model_validate({**picked, **extra})
+
+
+def params_class(compute: Callable[..., Any]) -> type[Spec] | None:
+    """The Spec subclass that `compute` annotates its first argument with, or None."""
+    try:
+        hints = typing.get_type_hints(compute)
+        first = next(iter(inspect.signature(compute).parameters))
+    except (NameError, TypeError, ValueError, StopIteration):
+        return None
+    cls = hints.get(first)
+    return cls if isinstance(cls, type) and issubclass(cls, Spec) else None
 
 
 class MeasureSpec(Spec):
@@ -101,10 +159,19 @@ class MeasureSpec(Spec):
     seeds: Seeds = [0]
 
 
-def compute_safely(compute: Callable[[dict[str, Any]], Measured], params: dict[str, Any]) -> tuple[str, Any]:
+def compute_safely(compute: Callable[[Any], Measured], params: Spec | Mapping[str, Any],
+                   params_type: type[Spec] | None = None) -> tuple[str, Any]:
     """``("ok", values)`` or ``("error", "Type: message")``: a computation's outcome as plain data,
-    so that one that raises in a worker is stored ``failed`` while the others go on."""
+    so that one that raises in a worker is stored ``failed`` while the others go on.
+
+    Params that arrive as a mapping (the stored JSON, or a Spec's fields) are validated into the
+    params class, `params_type` or else the one `compute` annotates (`params_class`), so the
+    function receives its typed object; a compute without one gets the mapping. A validation
+    error is an error outcome like any other."""
     try:
+        cls = params_type or params_class(compute)
+        if cls is not None and not isinstance(params, cls):
+            params = cls.model_validate(dict(params))
         return "ok", compute(params)
     except Exception as exc:
         return "error", traceback.format_exception_only(type(exc), exc)[-1].strip().splitlines()[0]

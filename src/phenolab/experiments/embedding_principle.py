@@ -41,18 +41,20 @@ from typing import Any
 import numpy as np
 import torch
 from pydantic import Field, field_validator
-from scipy.optimize import minimize
 
 from phenolab.config import InitSpec, MLPSpec, PosFloat, PosInt, Spec
-from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
+from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
+                                      register)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.models import build_model
-from phenolab.models.embedding import null_embedding, split_neuron
-from phenolab.probes.embedding import hessian_inertia, null_curvature, split_curvature
-from phenolab.probes.hessian import hessian_matrix
-from phenolab.probes.parameters import assign_parameters, flat_parameters, half_squared_error, loss_and_gradient
+from phenolab.models.embedding import merge_condensed, null_embedding, split_neuron
+from phenolab.probes.embedding import count_directions, hessian_inertia, null_curvature, split_curvature
+from phenolab.probes.hessian import central_difference_hessian
+from phenolab.probes.parameters import flat_parameters, loss_and_gradient
 from phenolab.report import plots
+from phenolab.train.numpy_gd import tanh_two_layer_gd
+from phenolab.train.polish import bfgs_newton, half_mse_hessian
 from phenolab.train.seeding import generator
 
 SOURCE = ("arXiv:2105.14573 (Fig. 1(a), loss plateaus of a wide tanh net), arXiv:2111.15527 (irreversibility), "
@@ -141,37 +143,12 @@ def tanh_net(width: int, init_std: float | None = None, seed: int = 0):
     return build_model(spec, 2, 1, generator(seed, "model"), torch.float64)
 
 
-def hessian(model, x, y) -> np.ndarray:
-    """The exact dense Hessian of `half_squared_error` (autograd)."""
-    return hessian_matrix(model, half_squared_error, x, y, dtype=torch.float64).numpy()
+hessian = half_mse_hessian  # the exact dense Hessian of (1/2n) sum e^2 (autograd)
 
 
 def fd_hessian(model, x, y, h: float) -> np.ndarray:
     """The protocol's Hessian: central differences of the analytic gradient with step h, symmetrized."""
-    theta = flat_parameters(model)
-    cols = []
-    for i in range(len(theta)):
-        step = np.zeros_like(theta)
-        step[i] = h
-        plus, minus = loss_and_gradient(model, x, y, theta + step)[1], loss_and_gradient(model, x, y, theta - step)[1]
-        cols.append((plus - minus) / (2 * h))
-    H = np.stack(cols, axis=1)
-    return (H + H.T) / 2
-
-
-def polish(model, x, y, theta0: np.ndarray, gtol: float, newton_steps: int) -> float:
-    """BFGS (gtol) from theta0, then Newton steps where the Hessian is positive definite; the
-    model is left at the result. Returns the loss there."""
-    res = minimize(lambda t: loss_and_gradient(model, x, y, t), np.asarray(theta0, dtype=float), jac=True,
-                   method="BFGS", options={"gtol": gtol, "maxiter": 2000})
-    assign_parameters(model, res.x)
-    for _ in range(newton_steps):
-        _, grad = loss_and_gradient(model, x, y)
-        H = hessian(model, x, y)
-        if np.linalg.eigvalsh(H)[0] <= 0:
-            break
-        assign_parameters(model, flat_parameters(model) - np.linalg.solve(H, grad))
-    return loss_and_gradient(model, x, y)[0]
+    return central_difference_hessian(lambda t: loss_and_gradient(model, x, y, t)[1], flat_parameters(model), h)
 
 
 def sign_distance(theta: np.ndarray, ref: np.ndarray) -> float:
@@ -181,25 +158,39 @@ def sign_distance(theta: np.ndarray, ref: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------------- (A) static check
-def static_check(params: dict[str, Any]) -> dict[str, Any]:
+class StaticParams(Spec):
+    """`static_check`: the data (n, data_seed), BFGS restarts, polishing, the split deltas, the
+    fresh inputs of the output comparison and the finite-difference step."""
+
+    n: PosInt
+    data_seed: int
+    restarts: PosInt
+    restart_seed: int
+    gtol: PosFloat
+    newton_steps: int = Field(ge=0)
+    deltas: list[float] = Field(min_length=1)
+    n_fresh: PosInt
+    fd_step: PosFloat
+
+
+def static_check(params: StaticParams) -> dict[str, Any]:
     """The narrow critical point, its embeddings, gradients, outputs and Hessian spectra (module docstring)."""
-    x, y = make_data(params["n"], params["data_seed"])
+    x, y = make_data(params.n, params.data_seed)
     narrow = tanh_net(1)
-    starts = torch.randn(params["restarts"], 3, generator=generator(params["restart_seed"], "restarts"),
+    starts = torch.randn(params.restarts, 3, generator=generator(params.restart_seed, "restarts"),
                          dtype=torch.float64).numpy()
     found = []
     for t0 in starts:
-        loss = polish(narrow, x, y, t0, params["gtol"], newton_steps=0)
+        loss = bfgs_newton(narrow, x, y, t0, gtol=params.gtol, newton_steps=0)
         found.append((loss, flat_parameters(narrow)))
     restart_losses = np.array([f[0] for f in found])
     best = found[int(np.argmin(restart_losses))][1]
-    polish(narrow, x, y, best, params["gtol"], params["newton_steps"])
+    bfgs_newton(narrow, x, y, best, gtol=params.gtol, newton_steps=params.newton_steps)
     narrow_loss, narrow_grad = loss_and_gradient(narrow, x, y)
-    fresh = torch.randn(params["n_fresh"], 2, generator=generator(params["restart_seed"], "fresh"),
-                        dtype=torch.float64)
+    fresh = torch.randn(params.n_fresh, 2, generator=generator(params.restart_seed, "fresh"), dtype=torch.float64)
     with torch.no_grad():
         f_narrow = narrow(fresh)
-    h = params["fd_step"]
+    h = params.fd_step
     out: dict[str, Any] = {
         "x": x.numpy(), "y": y.numpy()[:, 0], "restart_losses": restart_losses,
         "narrow_theta": flat_parameters(narrow), "narrow_loss": narrow_loss,
@@ -215,7 +206,7 @@ def static_check(params: dict[str, Any]) -> dict[str, Any]:
         return (loss, float(np.linalg.norm(grad)), diff, np.linalg.eigvalsh(hessian(wide, x, y)),
                 np.linalg.eigvalsh(fd_hessian(wide, x, y, h)))
 
-    deltas = np.asarray(params["deltas"], dtype=float)
+    deltas = np.asarray(params.deltas, dtype=float)
     split = [measure_point(split_neuron(narrow, 0, float(d))) for d in deltas]
     for k, key in enumerate(("split_loss", "split_grad_norm", "split_output_diff", "split_eigenvalues",
                              "split_fd_eigenvalues")):
@@ -232,75 +223,47 @@ def static_check(params: dict[str, Any]) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------------- (B) dynamics
-def count_directions(w: np.ndarray, a: np.ndarray, big_fraction: float, cos_merge: float) -> int:
-    """Distinct directions among the big neurons (|a_k| ||w_k|| > big_fraction * max), grouped
-    greedily from the biggest: a neuron joins the first group whose leader has |cos| > cos_merge."""
-    norms = np.linalg.norm(w, axis=1)
-    size = np.abs(a) * norms
-    if size.max() <= 0:
-        return 0
-    big = np.flatnonzero(size > big_fraction * size.max())
-    big = big[np.argsort(-size[big], kind="stable")]
-    leaders: list[np.ndarray] = []
-    for k in big:
-        u = w[k] / norms[k]
-        if not any(abs(float(u @ v)) > cos_merge for v in leaders):
-            leaders.append(u)
-    return len(leaders)
+class TrajectoryParams(Spec):
+    """`gd_trajectory`: one width and init seed, the data, GD (init std, lr, steps), the recording
+    and condensation thresholds, and the polishing of the reduced plateau."""
+
+    width: PosInt
+    seed: int
+    n: PosInt
+    data_seed: int
+    init_std: PosFloat
+    lr: PosFloat
+    steps: PosInt
+    record_every: PosInt
+    escape_fraction: float = Field(gt=0, lt=1)
+    big_fraction: float = Field(gt=0, lt=1)
+    cos_merge: float = Field(gt=0, lt=1)
+    gtol: PosFloat
+    newton_steps: int = Field(ge=0)
 
 
-def merge_condensed(w: np.ndarray, a: np.ndarray, big_fraction: float) -> np.ndarray:
-    """One neuron from the big neurons of a condensed net: each (w_k, a_k) sign-aligned to the
-    biggest neuron's direction (tanh is odd), then a = sum a_k and w = sum a_k w_k / a (their
-    linear parts add up exactly). Returns the width-1 theta (w1, w2, a)."""
-    size = np.abs(a) * np.linalg.norm(w, axis=1)
-    big = np.flatnonzero(size > big_fraction * size.max())
-    lead = w[int(np.argmax(size))]
-    sign = np.where(w[big] @ lead >= 0, 1.0, -1.0)
-    wb, ab = w[big] * sign[:, None], a[big] * sign
-    total = float(ab.sum())
-    return np.concatenate([(ab[:, None] * wb).sum(0) / total, [total]])
-
-
-def _loss_grad_np(w: np.ndarray, a: np.ndarray, x: np.ndarray, y: np.ndarray):
-    """Loss (1/2n) sum e^2 of f = tanh(x w^T) a, and its gradients (dw (m, d), da (m,))."""
-    h = np.tanh(x @ w.T)
-    e = h @ a - y
-    n = len(y)
-    return 0.5 * float(e @ e) / n, ((e[:, None] * a) * (1.0 - h * h)).T @ x / n, h.T @ e / n
-
-
-def gd_trajectory(params: dict[str, Any]) -> dict[str, Any]:
-    """GD of a width-m tanh net from a tiny init (module docstring, (B)): per-step loss and gradient
-    norm, recorded direction counts, the first two local minima of ||grad L|| after the escape,
-    and the first one reduced to width 1 and polished by BFGS."""
-    x_t, y_t = make_data(params["n"], params["data_seed"])
+def gd_trajectory(params: TrajectoryParams) -> dict[str, Any]:
+    """GD of a width-m tanh net from a tiny init (module docstring, (B);
+    `phenolab.train.numpy_gd.tanh_two_layer_gd`): per-step loss and gradient norm, recorded
+    direction counts, the first two local minima of ||grad L|| after the escape, and the first
+    one reduced to width 1 and polished by BFGS. The parameters at the minima are those of a
+    second, identical GD run to the later one (GD is deterministic)."""
+    x_t, y_t = make_data(params.n, params.data_seed)
     x, y = x_t.numpy(), y_t.numpy()[:, 0]
-    w_t, _, a_t = tanh_net(params["width"], params["init_std"], params["seed"]).neurons()
-    w, a = w_t.detach().numpy().copy(), a_t.detach().numpy()[:, 0].copy()
-    steps, lr, every = params["steps"], params["lr"], params["record_every"]
-    big, cos = params["big_fraction"], params["cos_merge"]
-    loss, gnorm = np.empty(steps + 1), np.empty(steps + 1)
-    rec_steps, dirs = [], []
-    escape, minima = -1, []
-    prev = (w, a)
-    for t in range(steps + 1):
-        loss[t], gw, ga = _loss_grad_np(w, a, x, y)
-        gnorm[t] = math.sqrt(float((gw * gw).sum() + ga @ ga))
-        if t % every == 0:
-            rec_steps.append(t)
-            dirs.append(count_directions(w, a, big, cos))
-        if escape < 0 and loss[t] < params["escape_fraction"] * loss[0]:
-            escape = t
-        if (escape >= 0 and t - 1 > escape and len(minima) < 2 and gnorm[t - 1] <= gnorm[t - 2]
-                and gnorm[t - 1] <= gnorm[t]):
-            minima.append((t - 1, *prev))
-        if t < steps:
-            prev = (w, a)
-            w, a = w - lr * gw, a - lr * ga
+    w_t, _, a_t = tanh_net(params.width, params.init_std, params.seed).neurons()
+    w0, a0 = w_t.detach().numpy().copy(), a_t.detach().numpy()[:, 0].copy()
+    steps, lr, every = params.steps, params.lr, params.record_every
+    big, cos = params.big_fraction, params.cos_merge
+    fit = tanh_two_layer_gd(w0, a0, x, y, lr=lr, steps=steps, snapshot_steps=range(0, steps + 1, every))
+    loss, gnorm = fit.loss, fit.grad_norm
+    rec_steps = sorted(fit.snapshots)
+    dirs = [count_directions(*fit.snapshots[t], big, cos) for t in rec_steps]
+    escape, at = fit.plateaus(params.escape_fraction)
+    again = tanh_two_layer_gd(w0, a0, x, y, lr=lr, steps=max(at), snapshot_steps=at).snapshots if at else {}
+    minima = [(t, *again[t]) for t in at]
     out: dict[str, Any] = {"loss": loss, "grad_norm": gnorm, "record_steps": np.array(rec_steps),
                            "directions": np.array(dirs), "escape_step": escape, "final_loss": loss[-1],
-                           "final_directions": count_directions(w, a, big, cos)}
+                           "final_directions": count_directions(fit.w, fit.a, big, cos)}
     for name, k in (("plateau", 0), ("second", 1)):
         if k < len(minima):
             step, wk, ak = minima[k]
@@ -314,7 +277,7 @@ def gd_trajectory(params: dict[str, Any]) -> dict[str, Any]:
         size = np.abs(ak) * np.linalg.norm(wk, axis=1)
         merged = merge_condensed(wk, ak, big)
         narrow = tanh_net(1)
-        polished_loss = polish(narrow, x_t, y_t, merged, params["gtol"], params["newton_steps"])
+        polished_loss = bfgs_newton(narrow, x_t, y_t, merged, gtol=params.gtol, newton_steps=params.newton_steps)
         out.update({"plateau_w": wk, "plateau_a": ak, "plateau_big": int((size > big * size.max()).sum()),
                     "merged_theta": merged, "merged_loss": loss_and_gradient(narrow, x_t, y_t, merged)[0],
                     "polished_theta": flat_parameters(narrow), "polished_loss": polished_loss,
@@ -324,17 +287,9 @@ def gd_trajectory(params: dict[str, Any]) -> dict[str, Any]:
 
 # ----------------------------------------------------------------------------------- the experiment
 def measure(cfg: EmbeddingConfig) -> list[Computation]:
-    static = {"n": cfg.n, "data_seed": cfg.data_seed, "restarts": cfg.restarts, "restart_seed": cfg.restart_seed,
-              "gtol": cfg.gtol, "newton_steps": cfg.newton_steps, "deltas": cfg.deltas, "n_fresh": cfg.n_fresh,
-              "fd_step": cfg.fd_step}
-    out = [Computation("static", static_check, static)]
-    for m in cfg.widths:
-        for s in cfg.seeds:
-            out.append(Computation(f"dynamics width={m} seed={s}", gd_trajectory, {
-                "width": m, "seed": s, "n": cfg.n, "data_seed": cfg.data_seed, "init_std": cfg.init_std,
-                "lr": cfg.lr, "steps": cfg.steps, "record_every": cfg.record_every,
-                "escape_fraction": cfg.escape_fraction, "big_fraction": cfg.big_fraction,
-                "cos_merge": cfg.cos_merge, "gtol": cfg.gtol, "newton_steps": cfg.newton_steps}))
+    out = [Computation("static", static_check, params_from(cfg, StaticParams))]
+    out += [Computation(f"dynamics width={m} seed={s}", gd_trajectory, params_from(cfg, TrajectoryParams, width=m, seed=s))
+            for m in cfg.widths for s in cfg.seeds]
     return out
 
 

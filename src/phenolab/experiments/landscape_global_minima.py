@@ -22,8 +22,9 @@ import numpy as np
 from pydantic import Field
 
 from phenolab.config import PosFloat, PosInt, Spec
-from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
-from phenolab.experiments.recovery import branch_starts
+from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
+                                      register)
+from phenolab.experiments.recovery import BranchParams, branch_starts
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots
@@ -74,10 +75,8 @@ PRESETS = {
 }
 
 
-def _params(cfg: LandscapeConfig, eps: float, sizes: list[int]) -> dict[str, Any]:
-    return {"d": cfg.d, "width": cfg.width, "activation": "tanh", "a_star": 1.0, "w_norm": 1.0,
-            "teacher_seed": cfg.teacher_seed, "sizes": sizes, "seeds": cfg.seeds, "lr": cfg.lr, "steps": cfg.steps,
-            "polish": cfg.polish, "n_test": cfg.n_test, "eps": eps}
+def _params(cfg: LandscapeConfig, eps: float, sizes: list[int]) -> BranchParams:
+    return params_from(cfg, BranchParams, activation="tanh", a_star=1.0, w_norm=1.0, sizes=sizes, eps=eps)
 
 
 def measure(cfg: LandscapeConfig) -> list[Computation]:

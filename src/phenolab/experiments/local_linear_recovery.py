@@ -34,7 +34,7 @@ for all of them.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -42,7 +42,8 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from phenolab.config import MLPSpec, PosInt, Spec
-from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
+from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
+                                      register)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.models import build_model
@@ -93,13 +94,33 @@ def narrow_parameter_count(d: int, narrow: list[int]) -> int:
     return sum(i * o for i, o in zip(sizes, sizes[1:]))
 
 
-def build_point(params: dict[str, Any]) -> nn.Module:
-    """The wide net at the parameter point that params describe: ``point`` is ``narrow`` (the target
-    with hidden widths ``narrow`` zero-padded into ``widths``), ``aligned`` (two-layer only) or
-    ``generic``."""
-    d, widths, seed, point = int(params["d"]), list(params["widths"]), int(params["seed"]), params["point"]
+class PointParams(Spec):
+    """A parameter point of a wide tanh net of hidden `widths` on d inputs: ``narrow`` (the target
+    with hidden widths `narrow` zero-padded into `widths`), ``aligned`` (two-layer only) or
+    ``generic``; weights drawn from `seed`."""
+
+    d: PosInt
+    widths: list[PosInt] = Field(min_length=1)
+    point: Literal["narrow", "aligned", "generic"]
+    narrow: list[PosInt] = []
+    seed: int
+
+
+class RankParams(PointParams):
+    """`rank_and_llr`: the population Jacobian's size, `draws` samples of each size n = 1 .. r +
+    `extra` (draws = 0: the rank only), the rank threshold `rtol`."""
+
+    population: PosInt
+    draws: int = Field(ge=0)
+    extra: PosInt = 2
+    rtol: float = Field(gt=0, lt=1)
+
+
+def build_point(params: PointParams) -> nn.Module:
+    """The wide net at the parameter point that params describe (`PointParams`)."""
+    d, widths, seed, point = params.d, params.widths, params.seed, params.point
     if point == "narrow":
-        return tanh_net(d, widths, seed, narrow_layers(d, list(params["narrow"]), seed))
+        return tanh_net(d, widths, seed, narrow_layers(d, params.narrow, seed))
     if point == "aligned":
         if len(widths) != 1:
             raise ValueError(f"point 'aligned' is a two-layer construction; got hidden widths {widths}")
@@ -114,20 +135,19 @@ def _log10(x: float) -> float:
     return math.log10(x) if x > 0 else -math.inf
 
 
-def rank_and_llr(params: dict[str, Any]) -> dict[str, Any]:
+def rank_and_llr(params: RankParams) -> dict[str, Any]:
     """Model rank r = rank J(theta*) on `population` N(0, I_d) inputs, and the LLR indicator
     1[rank J_S = r] on `draws` random samples of each size n = 1 .. r + extra (draws = 0: the rank only).
 
-    params: d, widths, point, narrow, seed, population, draws, extra, rtol. Returns rank, parameters,
+    Returns rank, parameters,
     log10_gap (log10 sigma_r / sigma_{r+1}; inf when nothing lies below the threshold),
     log10_kept (log10 sigma_r / sigma_max), log10_dropped (log10 sigma_{r+1} / sigma_max; -inf when
     none), singular_values; with draws > 0 also sizes (n,), sample_ranks (n, draws), llr (n,)
     the fraction of draws with rank J_S = r, and sample_log10_kept (n, draws).
     """
     model = build_point(params)
-    d, seed, rtol = int(params["d"]), int(params["seed"]), float(params["rtol"])
-    draws, extra = int(params.get("draws", 0)), int(params.get("extra", 2))
-    population = torch.randn(int(params["population"]), d, generator=generator(seed, "population"), dtype=DTYPE)
+    d, seed, rtol, draws, extra = params.d, params.seed, params.rtol, params.draws, params.extra
+    population = torch.randn(params.population, d, generator=generator(seed, "population"), dtype=DTYPE)
     pop = numerical_rank(jacobian(model, population), rtol=rtol)
     r, s = pop.rank, pop.singular_values
     out: dict[str, Any] = {
@@ -210,9 +230,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def _params(cfg: LLRConfig, seed: int, widths: list[int], point: str, narrow: list[int] | None = None,
-            llr: bool = False) -> dict[str, Any]:
-    return {"d": cfg.d, "widths": list(widths), "point": point, "narrow": list(narrow or []), "seed": seed,
-            "population": cfg.population, "draws": cfg.draws if llr else 0, "extra": cfg.extra, "rtol": cfg.rtol}
+            llr: bool = False) -> RankParams:
+    return params_from(cfg, RankParams, widths=widths, point=point, narrow=narrow or [], seed=seed,
+                       draws=cfg.draws if llr else 0)
 
 
 def measure(cfg: LLRConfig) -> list[Computation]:

@@ -34,30 +34,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import Field, model_validator
 
 from phenolab.config import PosFloat, PosInt, Spec
-from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
+from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
+                                      register)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
+from phenolab.probes.rank import completion_linear_stability
 from phenolab.report import plots
-from phenolab.tasks.matrix_completion import (
-    best_rank_k_fit,
-    block_mask,
-    block_nuclear_norm,
-    connectivity,
-    low_rank_target,
-    min_nuclear_norm_completion,
-    min_observed_per_line,
-    missing_entries_mask,
-    nuclear_norm,
-    random_mask,
-    relative_error,
-    singular_values,
-    star_mask,
-)
-from phenolab.train.factorization import train_factorizations
+from phenolab.tasks.matrix_completion import (best_rank_k_fit, block_mask, block_nuclear_norm, connectivity,
+                                              first_target_seeds, low_rank_target, min_nuclear_norm_completion,
+                                              min_observed_per_line, missing_entries_mask, nuclear_norm,
+                                              nuclear_norm_ratio, random_mask, relative_error, singular_values,
+                                              star_mask)
+from phenolab.train.factorization import loss_plateaus, train_factorizations
 
 SOURCE = "arXiv:2405.13721 (Figs. 1, 3, 4) and arXiv:2211.11623 (recovery vs n at the model rank); spec sections 4, 7"
 
@@ -153,50 +144,87 @@ PRESETS = {"quick": {}, "full": {"ranks": [1, 2, 3], "size_offsets": [-1, 0, 1, 
 
 
 # ----------------------------------------------------------------------------------------------
-# computations (module-level, JSON-able params -> floats and arrays)
+# computations (module-level, typed params -> floats and arrays)
 
-def _gamma(m: np.ndarray, mask: np.ndarray) -> float:
-    return float(nuclear_norm(m) / min_nuclear_norm_completion(m, mask)[1]["nuclear_norm"])
+class FactorizationParams(Spec):
+    """Shared: d x d factorizations W = A B, full-batch GD (lr, steps), init seeds seed + b."""
+
+    d: PosInt
+    lr: PosFloat
+    steps: PosInt
+    seed: int
 
 
-def star_trials(p: dict[str, Any]) -> dict[str, Any]:
+class StarParams(FactorizationParams):
+    """`star_trials`: selected targets at both init stds, unselected ones at the small std."""
+
+    trials: PosInt
+    small_std: PosFloat
+    large_std: PosFloat
+    gamma_max: PosFloat
+    unselected: int = Field(ge=0)
+
+
+class BlockParams(FactorizationParams):
+    """`block_trials`: balanced and unselected targets, and one target under `init_seeds` inits."""
+
+    trials: PosInt
+    std: PosFloat
+    balance: PosFloat
+    unselected: int = Field(ge=0)
+    init_seeds: PosInt
+
+
+class RandomParams(FactorizationParams):
+    """`random_trials`: `masks` random masks of n entries, rank-`rank` targets, init std `std`."""
+
+    rank: PosInt
+    n: PosInt
+    masks: PosInt
+    std: PosFloat
+
+
+class HierarchyParams(FactorizationParams):
+    """`hierarchy`: a rank-`rank` target with `missing` entries, recorded every `every` steps."""
+
+    rank: PosInt
+    missing: list[list[int]]
+    std: PosFloat
+    every: PosInt
+    target_seed: int
+    rank_rtol: PosFloat
+
+
+def star_trials(p: StarParams) -> dict[str, Any]:
     """Check 1: selected targets (gamma <= gamma_max) at the small and the large init, and the first
     `unselected` targets at the small init, all in one batch."""
-    d, mask = p["d"], star_mask(p["d"])
-    selected, seed = [], 0
-    while len(selected) < p["trials"]:
-        if _gamma(low_rank_target(d, d, 1, seed), mask) <= p["gamma_max"]:
-            selected.append(seed)
-        seed += 1
-    unselected = list(range(p["unselected"]))
+    d, mask = p.d, star_mask(p.d)
+    selected = first_target_seeds(d, d, 1, p.trials, lambda m: nuclear_norm_ratio(m, mask) <= p.gamma_max)
+    unselected = list(range(p.unselected))
     target_seeds = selected + selected + unselected
-    stds = [p["small_std"]] * len(selected) + [p["large_std"]] * len(selected) + [p["small_std"]] * len(unselected)
+    stds = [p.small_std] * len(selected) + [p.large_std] * len(selected) + [p.small_std] * len(unselected)
     targets = np.stack([low_rank_target(d, d, 1, s) for s in target_seeds])
-    out = train_factorizations(targets, mask, init_std=stds, lr=p["lr"], steps=p["steps"], seed=p["seed"])
+    out = train_factorizations(targets, mask, init_std=stds, lr=p.lr, steps=p.steps, seed=p.seed)
     sv = out["singular_values"][:, -1]
     return {"target_seeds": np.asarray(target_seeds), "init_std": np.asarray(stds), "n_selected": len(selected),
-            "gamma": np.array([_gamma(m, mask) for m in targets]), "error": relative_error(out["W"], targets),
+            "gamma": np.array([nuclear_norm_ratio(m, mask) for m in targets]), "error": relative_error(out["W"], targets),
             "sigma_ratio": sv[:, 1] / sv[:, 0], "final_loss": out["final_loss"], "diverged": out["diverged"]}
 
 
-def block_trials(p: dict[str, Any]) -> dict[str, Any]:
+def block_trials(p: BlockParams) -> dict[str, Any]:
     """Check 2: two complete 2x2 blocks. Balanced targets, the first `unselected` targets, and one
     target under `init_seeds` different initializations, in one batch."""
-    d, mask = p["d"], block_mask(p["d"], TWO_BLOCKS)
+    d, mask = p.d, block_mask(p.d, TWO_BLOCKS)
 
     def balanced(m: np.ndarray) -> bool:
         ratio = singular_values(m[:2, :2])[0] / singular_values(m[2:4, 2:4])[0]
-        return 1 / p["balance"] <= ratio <= p["balance"]
+        return 1 / p.balance <= ratio <= p.balance
 
-    selected, seed = [], 0
-    while len(selected) < p["trials"]:
-        if balanced(low_rank_target(d, d, 1, seed)):
-            selected.append(seed)
-        seed += 1
-    target_seeds = selected + list(range(p["unselected"])) + [selected[0]] * p["init_seeds"]
-    group = np.array([0] * len(selected) + [1] * p["unselected"] + [2] * p["init_seeds"])
+    selected = first_target_seeds(d, d, 1, p.trials, balanced)
+    target_seeds = selected + list(range(p.unselected)) + [selected[0]] * p.init_seeds
+    group = np.array([0] * len(selected) + [1] * p.unselected + [2] * p.init_seeds)
     targets = np.stack([low_rank_target(d, d, 1, s) for s in target_seeds])
-    out = train_factorizations(targets, mask, init_std=p["std"], lr=p["lr"], steps=p["steps"], seed=p["seed"])
+    out = train_factorizations(targets, mask, init_std=p.std, lr=p.lr, steps=p.steps, seed=p.seed)
     w = out["W"]
     sv = out["singular_values"][:, -1]
     min_nuc = np.array([min_nuclear_norm_completion(m, mask)[1]["nuclear_norm"] for m in targets])
@@ -212,97 +240,55 @@ def block_trials(p: dict[str, Any]) -> dict[str, Any]:
             "offdiag_values": same, "final_loss": out["final_loss"], "diverged": out["diverged"]}
 
 
-def _truth_factors(m: np.ndarray, r: int) -> dict[str, torch.Tensor]:
-    """Full-width factors A = [U sqrt(S), 0], B = [sqrt(S) V^T; 0] of the rank-r M (a point where
-    the Jacobian rank is the model rank r (d_1 + d_2 - r))."""
-    u, s, vt = np.linalg.svd(m)
-    k = min(m.shape)
-    a, b = np.zeros((m.shape[0], k)), np.zeros((k, m.shape[1]))
-    a[:, :r] = u[:, :r] * np.sqrt(s[:r])
-    b[:r] = np.sqrt(s[:r])[:, None] * vt[:r]
-    return {"factors.0": torch.as_tensor(a), "factors.1": torch.as_tensor(b)}
-
-
-def random_trials(p: dict[str, Any]) -> dict[str, Any]:
+def random_trials(p: RandomParams) -> dict[str, Any]:
     """Check 3: `masks` random masks of n entries, each with its own Gaussian rank-r target (target
     seed i, mask drawn from default_rng((r, n, i))); connectivity, identifiability and the
-    linear-stability indicator at the truth (rank J_S = rank J, `phenolab.probes.rank`)."""
-    from phenolab.models.matrix_factorization import MatrixFactorization, all_positions
-    from phenolab.probes.rank import linear_stability
-
-    d, r, n, count = p["d"], p["rank"], p["n"], p["masks"]
+    linear-stability indicator at the truth (rank J_S = rank J, `completion_linear_stability`)."""
+    d, r, n, count = p.d, p.rank, p.n, p.masks
     targets = np.stack([low_rank_target(d, d, r, i) for i in range(count)])
     masks = np.stack([random_mask(d, d, n, np.random.default_rng((r, n, i))) for i in range(count)])
-    out = train_factorizations(targets, masks, init_std=p["std"], lr=p["lr"], steps=p["steps"], seed=p["seed"])
-    model = MatrixFactorization(d, d)
-    positions = all_positions(d, d)
-    stable, rank_j, rank_js = [], [], []
-    for m, mask in zip(targets, masks):
-        ls = linear_stability(model, positions, positions[torch.as_tensor(mask.reshape(-1))],
-                              params=_truth_factors(m, r))
-        stable.append(bool(ls["stable"]))
-        rank_j.append(ls["rank"])
-        rank_js.append(ls["rank_train"])
+    out = train_factorizations(targets, masks, init_std=p.std, lr=p.lr, steps=p.steps, seed=p.seed)
+    ls = [completion_linear_stability(m, mask, r) for m, mask in zip(targets, masks)]
     return {"error": relative_error(out["W"], targets),
             "connectivity": np.array([CONNECTIVITY.index(connectivity(mk)) for mk in masks]),
             "min_per_line": np.array([min_observed_per_line(mk) for mk in masks]),
-            "stable": np.asarray(stable), "rank_J": np.asarray(rank_j), "rank_JS": np.asarray(rank_js),
+            "stable": np.asarray([bool(x["stable"]) for x in ls]), "rank_J": np.asarray([x["rank"] for x in ls]),
+            "rank_JS": np.asarray([x["rank_train"] for x in ls]),
             "final_loss": out["final_loss"], "diverged": out["diverged"]}
 
 
-def hierarchy(p: dict[str, Any]) -> dict[str, Any]:
+def hierarchy(p: HierarchyParams) -> dict[str, Any]:
     """Check 4: a rank-r d x d target with the given entries missing, trained from a tiny init; the
     loss, singular values and factor ranks every `every` steps; the best rank-k fits (k < r) and W at
-    the middle of each plateau (where the loss is within 1% of the rank-k fit's loss; retrained to
-    that step, the trainer being deterministic)."""
-    d, r = p["d"], p["rank"]
-    m = low_rank_target(d, d, r, p["target_seed"])
-    mask = missing_entries_mask(d, d, [tuple(x) for x in p["missing"]])
-    kw = dict(init_std=p["std"], lr=p["lr"], seed=p["seed"])
-    out = train_factorizations(m[None], mask[None], steps=p["steps"], record_steps=range(0, p["steps"] + 1, p["every"]),
-                               rank_rtol=p["rank_rtol"], **kw)
+    the middle of each plateau (where the loss is within 1% of the rank-k fit's loss, `loss_plateaus`)."""
+    d, r = p.d, p.rank
+    m = low_rank_target(d, d, r, p.target_seed)
+    mask = missing_entries_mask(d, d, [tuple(x) for x in p.missing])
+    kw = dict(init_std=p.std, lr=p.lr, seed=p.seed)
+    out = train_factorizations(m[None], mask[None], steps=p.steps, record_steps=range(0, p.steps + 1, p.every),
+                               rank_rtol=p.rank_rtol, **kw)
     loss, steps = out["loss"][0], out["steps"]
     res = {"steps": steps, "loss": loss, "singular_values": out["singular_values"][0],
            "rank_A": out["rank_A"][0], "rank_Bt": out["rank_Bt"][0], "rank_aug": out["rank_aug"][0],
            "final_error": relative_error(out["W"][0], m), "final_loss": float(loss[-1])}
-    fit_loss, mid, dist, length = [], [], [], []
-    for k in range(1, r):
-        x_k, resid = best_rank_k_fit(m, mask, k)
-        level = 0.5 * resid ** 2
-        on = np.flatnonzero(np.abs(loss - level) <= 1e-2 * level)
-        fit_loss.append(level)
-        length.append(int(on.size * p["every"]))
-        if on.size == 0:
-            mid.append(-1)
-            dist.append(np.nan)
-            continue
-        t_mid = int(steps[on[on.size // 2]])
-        w_mid = train_factorizations(m[None], mask[None], steps=t_mid, **kw)["W"][0]
-        mid.append(t_mid)
-        dist.append(float(np.linalg.norm(w_mid - x_k)))
-    res.update(fit_loss=np.asarray(fit_loss), plateau_mid=np.asarray(mid), plateau_distance=np.asarray(dist),
-               plateau_length=np.asarray(length))
+    fits = [best_rank_k_fit(m, mask, k) for k in range(1, r)]
+    levels = [0.5 * resid ** 2 for _, resid in fits]
+    mid, count, w_mid = loss_plateaus(m, mask, loss, steps, levels, **kw)
+    dist = [np.nan if w is None else float(np.linalg.norm(w - x_k)) for (x_k, _), w in zip(fits, w_mid)]
+    res.update(fit_loss=np.asarray(levels), plateau_mid=np.asarray(mid), plateau_distance=np.asarray(dist),
+               plateau_length=np.asarray([c * p.every for c in count]))
     return res
 
 
 def measure(cfg: MatrixCompletionConfig) -> list[Computation]:
-    base = {"d": cfg.d, "lr": cfg.lr, "steps": cfg.steps, "seed": cfg.seeds[0]}
-    out = [
-        Computation("star", star_trials, {**base, "trials": cfg.star_trials, "small_std": cfg.star_small_std,
-                                          "large_std": cfg.star_large_std, "gamma_max": cfg.star_gamma_max,
-                                          "unselected": cfg.star_unselected}),
-        Computation("blocks", block_trials, {**base, "trials": cfg.block_trials, "std": cfg.block_std,
-                                             "balance": cfg.block_balance, "unselected": cfg.block_unselected,
-                                             "init_seeds": cfg.block_init_seeds}),
-    ]
-    for r in cfg.ranks:
-        for n in cfg.sizes(r):
-            out.append(Computation(f"random r={r} n={n}", random_trials,
-                                   {**base, "rank": r, "n": n, "masks": cfg.masks, "std": cfg.random_std}))
-    out.append(Computation("hierarchy", hierarchy, {
-        "d": cfg.d, "lr": cfg.lr, "seed": cfg.seeds[0], "rank": cfg.hierarchy_rank, "missing": cfg.hierarchy_missing,
-        "std": cfg.hierarchy_std, "steps": cfg.hierarchy_steps, "every": cfg.hierarchy_every,
-        "target_seed": cfg.hierarchy_target_seed, "rank_rtol": cfg.check.rank_rtol}))
+    seed = cfg.seeds[0]
+    out = [Computation("star", star_trials, params_from(cfg, StarParams, prefix="star_", seed=seed)),
+           Computation("blocks", block_trials, params_from(cfg, BlockParams, prefix="block_", seed=seed))]
+    out += [Computation(f"random r={r} n={n}", random_trials,
+                        params_from(cfg, RandomParams, prefix="random_", seed=seed, rank=r, n=n))
+            for r in cfg.ranks for n in cfg.sizes(r)]
+    out.append(Computation("hierarchy", hierarchy, params_from(cfg, HierarchyParams, prefix="hierarchy_", seed=seed,
+                                                               rank_rtol=cfg.check.rank_rtol)))
     return out
 
 

@@ -43,15 +43,18 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from phenolab.config import MLPSpec, PosFloat, PosInt, Spec
-from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
-from phenolab.experiments.recovery import neuron_target, recovery_rate, recovery_trials
+from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
+                                      register)
+from phenolab.experiments.recovery import TrialParams, neuron_target, recovery_rate, recovery_trials
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.models import build_model
+from phenolab.models.coefficient_product import CoefficientProduct
 from phenolab.models.conv import Conv1dSumPool, InputSubset
 from phenolab.models.matrix_factorization import MatrixFactorization, all_positions
 from phenolab.probes.rank import model_rank
 from phenolab.report import plots
+from phenolab.train.numpy_gd import coefficient_product_gd, linear_gd_limit
 from phenolab.train.seeding import generator
 
 SOURCE = ("arXiv:2307.08921 (optimistic estimate; linear vs deep toy, width vs connection) and arXiv:2211.11623 "
@@ -61,25 +64,6 @@ DTYPE = torch.float64
 
 
 # ----------------------------------------------------------------------------- (a) the toy
-class CoefficientProduct(nn.Module):
-    """f(x) = c_0 + c_1 x_1 + ... + c_k x_k with c_i = prod_{l=1..L} u_i^(l): depth L = 1 is the
-    linear model. Parameter ``factors`` (L, k + 1), every entry N(0, init_std^2) from `generator`."""
-
-    def __init__(self, inputs: int = 2, depth: int = 2, init_std: float = 1e-6,
-                 generator: torch.Generator | None = None, dtype: torch.dtype = DTYPE) -> None:
-        super().__init__()
-        gen = generator if generator is not None else torch.Generator().manual_seed(0)
-        self.factors = nn.Parameter(init_std * torch.randn(depth, inputs + 1, generator=gen, dtype=torch.float64)
-                                    .to(dtype))
-
-    def coefficients(self) -> Tensor:
-        return self.factors.prod(0)
-
-    def forward(self, x: Tensor) -> Tensor:
-        c = self.coefficients()
-        return (c[0] + x @ c[1:])[:, None]
-
-
 def toy_sample(seed: int, n: int, inputs: int = 2) -> np.ndarray:
     """Seed `seed`'s first n inputs x ~ U[-1, 1]^inputs (nested in n)."""
     u = torch.rand(max(n, 16), inputs, generator=generator(seed, "toy sample"), dtype=DTYPE)[:n]
@@ -91,45 +75,29 @@ def toy_init(seed: int, depth: int, init_std: float, inputs: int = 2) -> np.ndar
     return CoefficientProduct(inputs, depth, init_std, generator(seed, f"toy init depth={depth}")).factors.detach().numpy()
 
 
-def _others(u: np.ndarray) -> np.ndarray:
-    """prod_{j != l} u_j for every factor l (members, L, k): prefix times suffix products."""
-    L = u.shape[1]
-    ones = np.ones_like(u[:, 0])
-    pre, suf = [ones], [ones]
-    for l in range(L - 1):
-        pre.append(pre[-1] * u[:, l])
-        suf.append(suf[-1] * u[:, L - 1 - l])
-    return np.stack([pre[l] * suf[L - 1 - l] for l in range(L)], 1)
+class ToyParams(Spec):
+    """`toy_trials`: one model of the toy (depth, init std), the target's coefficients c* (intercept
+    first), the nested sample sizes and seeds, GD's lr and steps, the success radius |c - c*|."""
+
+    depth: PosInt
+    init_std: PosFloat
+    coefficients: list[float] = Field(min_length=2)
+    sizes: list[PosInt] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    lr: PosFloat
+    steps: int = Field(ge=0)
+    success: PosFloat
 
 
-def toy_gradient_descent(u: np.ndarray, phi: np.ndarray, y: np.ndarray, weight: np.ndarray, *, lr: float,
-                         steps: int) -> np.ndarray:
-    """`steps` full-batch GD steps on L_b = (1/2) sum_i weight_bi (phi_bi . c_b - y_bi)^2 for every
-    member b at once, c_b = prod_l u_bl (u: members x L x k, phi: members x n x k; weight = mask / n_b
-    gives the (1 / 2 n_b) sum e^2 of `phenolab.train.batched`). dL/dc = Phi^T (weight e) and
-    dL/du_l = dL/dc prod_{j != l} u_j, written out with numpy: the same iterates as
-    `batched.gradient_descent` on `CoefficientProduct` (a test compares them), about 20x faster."""
-    u = np.array(u, dtype=np.float64, copy=True)
-    phi_t = np.ascontiguousarray(phi.transpose(0, 2, 1))
-    with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):
-            others = _others(u)
-            c = others[:, 0] * u[:, 0]
-            r = (np.matmul(phi, c[..., None])[..., 0] - y) * weight
-            gc = np.matmul(phi_t, r[..., None])[..., 0]
-            u -= lr * (gc[:, None, :] * others)
-    return u
+def toy_trials(params: ToyParams) -> dict[str, np.ndarray]:
+    """The toy (a) of docs/specs/recovery.md for one model: every (size, seed) member trained at once
+    (`phenolab.train.numpy_gd.coefficient_product_gd`).
 
-
-def toy_trials(params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The toy (a) of docs/specs/recovery.md for one model: every (size, seed) member trained at once.
-
-    params: depth, init_std, coefficients (c*, intercept first), sizes, seeds, lr, steps, success.
     Returns [size, seed] arrays: distance |c - c*| after GD, success (distance < success), train
     loss; for depth 1 also the exact GD limit's distance and success (``limit_*``); coefficients
     [size, seed, k]."""
-    depth, sizes, seeds = int(params["depth"]), list(params["sizes"]), list(params["seeds"])
-    c_star = np.asarray(params["coefficients"], dtype=np.float64)
+    depth, sizes, seeds = params.depth, params.sizes, params.seeds
+    c_star = np.asarray(params.coefficients, dtype=np.float64)
     inputs = c_star.size - 1
     members = [(n, s) for n in sizes for s in seeds]
     n_max = max(sizes)
@@ -139,21 +107,18 @@ def toy_trials(params: dict[str, Any]) -> dict[str, np.ndarray]:
         phi[b, :n] = np.concatenate([np.ones((n, 1)), toy_sample(s, n, inputs)], 1)
         weight[b, :n] = 1.0 / n
     y = phi @ c_star
-    u0 = np.stack([toy_init(s, depth, params["init_std"], inputs) for _, s in members])
-    u = toy_gradient_descent(u0, phi, y, weight, lr=params["lr"], steps=params["steps"])
-    c = u.prod(1)
-    loss = 0.5 * (weight * (np.matmul(phi, c[..., None])[..., 0] - y) ** 2).sum(1)
+    u0 = np.stack([toy_init(s, depth, params.init_std, inputs) for _, s in members])
+    fit = coefficient_product_gd(u0, phi, y, weight, lr=params.lr, steps=params.steps)
+    c, loss = fit.u.prod(1), fit.loss[:, -1]
     shape = (len(sizes), len(seeds))
     dist = np.nan_to_num(np.linalg.norm(c - c_star, axis=1), nan=np.inf)
-    out = {"distance": dist.reshape(shape), "success": (dist < params["success"]).reshape(shape),
+    out = {"distance": dist.reshape(shape), "success": (dist < params.success).reshape(shape),
            "train_loss": loss.reshape(shape), "coefficients": c.reshape(*shape, -1),
            "sizes": np.array(sizes), "seeds": np.array(seeds)}
     if depth == 1:  # GD on a linear least-squares problem converges to c0 + pinv(Phi) (y - Phi c0)
-        c0 = u0[:, 0]
-        limit = np.stack([c0[b] + np.linalg.pinv(phi[b, :n]) @ (y[b, :n] - phi[b, :n] @ c0[b])
-                          for b, (n, _) in enumerate(members)])
+        limit = linear_gd_limit(u0[:, 0], phi, y, [n for n, _ in members])
         ldist = np.linalg.norm(limit - c_star, axis=1)
-        out.update(limit_distance=ldist.reshape(shape), limit_success=(ldist < params["success"]).reshape(shape))
+        out.update(limit_distance=ldist.reshape(shape), limit_success=(ldist < params.success).reshape(shape))
     return out
 
 
@@ -173,22 +138,42 @@ def _rank(model: nn.Module, x: Tensor, rtol: float) -> tuple[int, float]:
     return result.rank, result.log10_gap
 
 
-def target_ranks(params: dict[str, Any]) -> dict[str, Any]:
+class RanksParams(Spec):
+    """`target_ranks`: the rank threshold and population (Gaussian inputs, drawn from `seed`); (a) the
+    toy's c* and depths; (b) ``neurons`` (m, a*, |w*|) with the teacher of `teacher_seed` on d inputs;
+    (c) the connection-cost models on connection_d inputs, kernel connection_s; (d) mf_d x mf_d
+    factorizations at the ranks mf_ranks."""
+
+    rtol: float = Field(gt=0, lt=1)
+    population: PosInt
+    seed: int
+    toy_coefficients: list[float]
+    toy_depths: list[PosInt]
+    d: PosInt
+    neurons: list[tuple[PosInt, float, PosFloat]]
+    teacher_seed: int
+    connection_d: PosInt
+    connection_s: PosInt
+    mf_d: PosInt
+    mf_ranks: list[PosInt]
+
+
+def target_ranks(params: RanksParams) -> dict[str, Any]:
     """Model ranks at targets, by the Jacobian on `population` Gaussian inputs (positions for the
     matrix factorization): (a) the toy's models at c*, (b) each ``neurons`` entry (m, a*, |w*|): the
     single-neuron target `neuron_target` as neuron 0 of a width-m net, (c) the connection-cost
     models, (d) matrix factorization. Returns ``<name>_rank`` and ``<name>_log10_gap`` per model
     (gap inf: nothing below the threshold)."""
-    rtol, pop, seed = float(params["rtol"]), int(params["population"]), int(params["seed"])
+    rtol, pop, seed = params.rtol, params.population, params.seed
     out: dict[str, Any] = {}
 
     def put(name: str, model: nn.Module, x: Tensor) -> None:
         out[f"{name}_rank"], out[f"{name}_log10_gap"] = _rank(model, x, rtol)
 
     # (a) c* represented with factors |c_i|^(1/L) (sign on the first factor): zero coefficients have zero factors
-    c_star = np.asarray(params["toy_coefficients"], dtype=np.float64)
+    c_star = np.asarray(params.toy_coefficients, dtype=np.float64)
     x_toy = 2 * torch.rand(pop, c_star.size - 1, generator=generator(seed, "toy population"), dtype=DTYPE) - 1
-    for depth in params["toy_depths"]:
+    for depth in params.toy_depths:
         model = CoefficientProduct(c_star.size - 1, depth)
         u = np.tile(np.abs(c_star) ** (1.0 / depth), (depth, 1))
         u[0] *= np.where(c_star < 0, -1.0, 1.0)
@@ -196,15 +181,15 @@ def target_ranks(params: dict[str, Any]) -> dict[str, Any]:
             model.factors.copy_(torch.as_tensor(u))
         put(f"toy_depth{depth}", model, x_toy)
     # (b) the recovery target a* tanh(w* . x) as neuron 0 of a width-m net, the others zero
-    d = int(params["d"])
+    d = params.d
     x = torch.randn(pop, d, generator=generator(seed, "population"), dtype=DTYPE)
-    for m, a_norm, w_norm in params["neurons"]:
-        a_star, w_star = neuron_target(d, a_norm, w_norm, params["teacher_seed"])
+    for m, a_norm, w_norm in params.neurons:
+        a_star, w_star = neuron_target(d, a_norm, w_norm, params.teacher_seed)
         w, a = torch.zeros(m, d, dtype=DTYPE), torch.zeros(1, m, dtype=DTYPE)
         w[0], a[0, 0] = w_star, a_star
         put(f"width{m}", _tanh_two_layer(d, w, a), x)
     # (c) connection cost
-    cd, s = int(params["connection_d"]), int(params["connection_s"])
+    cd, s = params.connection_d, params.connection_s
     xc = torch.randn(pop, cd, generator=generator(seed, "connection population"), dtype=DTYPE)
     w_s = torch.randn(1, s, generator=generator(seed, "connection target"), dtype=DTYPE)
     one = torch.ones(1, 1, dtype=DTYPE)
@@ -223,8 +208,8 @@ def target_ranks(params: dict[str, Any]) -> dict[str, Any]:
     put("cnn", conv, xc)
     put("fc_of_conv", fc_conv, xc)
     # (d) matrix factorization W = A B = U V^T: A = [U, 0], B = [V^T; 0]
-    md = int(params["mf_d"])
-    for r in params["mf_ranks"]:
+    md = params.mf_d
+    for r in params.mf_ranks:
         mf = MatrixFactorization(md, md)
         g = generator(seed, f"matrix rank {r}")
         with torch.no_grad():
@@ -332,24 +317,19 @@ def _target(cfg: OptimisticConfig, width: int, unbalanced: bool = False) -> tupl
     return (cfg.width1_a_star, cfg.width1_w_norm) if width == 1 or unbalanced else (cfg.a_star, cfg.w_norm)
 
 
-def _trials(cfg: OptimisticConfig, width: int, sizes: list[int], unbalanced: bool = False) -> dict[str, Any]:
+def _trials(cfg: OptimisticConfig, width: int, sizes: list[int], unbalanced: bool = False) -> TrialParams:
     a_star, w_norm = _target(cfg, width, unbalanced)
-    return {"d": cfg.d, "width": width, "activation": "tanh", "sigma0": cfg.sigma0, "kappa": 1.0, "a_star": a_star,
-            "w_norm": w_norm, "teacher_seed": cfg.teacher_seed, "sizes": sizes, "seeds": cfg.seeds, "lr": cfg.lr,
-            "steps": cfg.steps, "n_test": cfg.n_test}
+    return params_from(cfg, TrialParams, width=width, activation="tanh", kappa=1.0, a_star=a_star, w_norm=w_norm,
+                       sizes=sizes)
 
 
 def measure(cfg: OptimisticConfig) -> list[Computation]:
-    out = [Computation(f"toy depth={t.depth}", toy_trials, {
-        "depth": t.depth, "init_std": t.init_std, "coefficients": cfg.toy_coefficients, "sizes": cfg.toy_sizes,
-        "seeds": list(range(cfg.toy_seeds)), "lr": cfg.toy_lr, "steps": cfg.toy_steps, "success": cfg.toy_success})
+    out = [Computation(f"toy depth={t.depth}", toy_trials, params_from(
+        cfg, ToyParams, prefix="toy_", depth=t.depth, init_std=t.init_std, seeds=list(range(cfg.toy_seeds))))
         for t in cfg.toy_models]
-    out.append(Computation("ranks", target_ranks, {
-        "rtol": cfg.rtol, "population": cfg.population, "seed": cfg.teacher_seed,
-        "toy_coefficients": cfg.toy_coefficients, "toy_depths": [t.depth for t in cfg.toy_models],
-        "d": cfg.d, "neurons": [[m, *_target(cfg, m)] for m in cfg.widths], "teacher_seed": cfg.teacher_seed,
-        "connection_d": cfg.connection_d, "connection_s": cfg.connection_s, "mf_d": cfg.mf_d,
-        "mf_ranks": cfg.mf_ranks}))
+    out.append(Computation("ranks", target_ranks, params_from(
+        cfg, RanksParams, seed=cfg.teacher_seed, toy_depths=[t.depth for t in cfg.toy_models],
+        neurons=[(m, *_target(cfg, m)) for m in cfg.widths])))
     out += [Computation(f"width={m}", recovery_trials, _trials(cfg, m, cfg.sizes)) for m in cfg.widths]
     out += [Computation(f"width={m} unbalanced", recovery_trials,
                         _trials(cfg, m, [n for n in cfg.sizes if n <= cfg.d + 1], unbalanced=True))

@@ -13,17 +13,50 @@ Seed s's sample of size n is the first n points of one stream, so samples are ne
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 import torch
+from pydantic import Field
 
-from phenolab.config import InitSpec, MLPSpec
+from phenolab.config import InitSpec, MLPSpec, PosFloat, PosInt, Spec
 from phenolab.models import build_model
 from phenolab.train.batched import gauss_newton, gradient_descent, pad_samples, stack_parameters
 from phenolab.train.seeding import generator
 
 DTYPE = torch.float64
+
+
+class StudentParams(Spec):
+    """What `recovery_trials` and `branch_starts` share: the teacher a* sigma(w* . x) (|w*| =
+    w_norm, drawn from teacher_seed), the width-m students, the nested sample sizes and seeds, and
+    the training: `steps` GD steps at `lr`, then `polish` Gauss-Newton iterations (None or 0:
+    none; None is left out of the stored params), e_test on `n_test` fresh points."""
+
+    d: PosInt
+    width: PosInt
+    activation: str = "tanh"
+    a_star: float
+    w_norm: PosFloat
+    teacher_seed: int
+    sizes: list[PosInt] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    lr: PosFloat
+    steps: int = Field(ge=0)
+    n_test: PosInt = 2000
+    polish: int | None = Field(default=None, ge=0, exclude_if=lambda v: v is None)
+
+
+class TrialParams(StudentParams):
+    """`recovery_trials`: the students' init a_k ~ N(0, (kappa sigma0)^2), w_k ~ N(0, sigma0^2 I / d)."""
+
+    sigma0: PosFloat
+    kappa: PosFloat = 1.0
+
+
+class BranchParams(StudentParams):
+    """`branch_starts`: starts on the branch B1 of Q*, every parameter moved by N(0, eps^2)."""
+
+    eps: float = Field(ge=0)
 
 
 def neuron_target(d: int, a_star: float, w_norm: float, seed: int) -> tuple[float, torch.Tensor]:
@@ -67,49 +100,46 @@ def active_neurons(params: dict[str, torch.Tensor], rel: float = 1e-3) -> np.nda
     return (amp > rel * amp.max(-1, keepdim=True).values).sum(-1).numpy()
 
 
-def recovery_trials(params: dict[str, Any]) -> dict[str, np.ndarray]:
+def recovery_trials(params: TrialParams) -> dict[str, np.ndarray]:
     """Train a width-m student from every seed on every sample size and measure its test error.
 
-    params: d, width, activation, sigma0, kappa, a_star, w_norm, teacher_seed, sizes, seeds, lr,
-    steps, n_test, polish (Gauss-Newton iterations after GD; 0: none).
     Returns arrays indexed [size, seed]: e_test, train_loss, active; imbalance_init and
     imbalance_final [size, seed, neuron]; diverged.
     """
-    d, m, seeds = int(params["d"]), int(params["width"]), list(params["seeds"])
-    spec = student_spec(m, d, params["sigma0"], params.get("kappa", 1.0), params.get("activation", "tanh"))
+    d, m, seeds = params.d, params.width, params.seeds
+    spec = student_spec(m, d, params.sigma0, params.kappa, params.activation)
     models = {s: build_model(spec, d, 1, generator(s, "model"), dtype=DTYPE) for s in seeds}
-    starts = stack_parameters([models[s] for _ in params["sizes"] for s in seeds])
+    starts = stack_parameters([models[s] for _ in params.sizes for s in seeds])
     return train_and_score(models[seeds[0]], starts, params)
 
 
-def branch_starts(params: dict[str, Any]) -> dict[str, np.ndarray]:
+def branch_starts(params: BranchParams) -> dict[str, np.ndarray]:
     """Students started near the zero-error set Q*, on its branch B1 (docs/specs/recovery.md): neuron 0 equals
     the target (a*, w*), the others have a = 0 and free input weights w ~ N(0, I / d); then every
-    parameter moves by N(0, eps^2). Trained and scored as `recovery_trials` (params: the same keys,
-    with eps instead of sigma0 and kappa)."""
-    d, m, seeds = int(params["d"]), int(params["width"]), list(params["seeds"])
-    a_star, w_star = neuron_target(d, params["a_star"], params["w_norm"], params["teacher_seed"])
-    model = build_model(student_spec(m, d, 1.0, 1.0, params.get("activation", "tanh")), d, 1, generator(0, "model"),
-                        dtype=DTYPE)
+    parameter moves by N(0, eps^2). Trained and scored as `recovery_trials`."""
+    d, m, seeds = params.d, params.width, params.seeds
+    a_star, w_star = neuron_target(d, params.a_star, params.w_norm, params.teacher_seed)
+    model = build_model(student_spec(m, d, 1.0, 1.0, params.activation), d, 1, generator(0, "model"), dtype=DTYPE)
     ws, as_ = [], []
-    for _ in params["sizes"]:
+    for _ in params.sizes:
         for s in seeds:
             g = generator(s, "branch")
             w = torch.randn(m, d, generator=g, dtype=DTYPE) / math.sqrt(d)
             a = torch.zeros(1, m, dtype=DTYPE)
             w[0], a[0, 0] = w_star, a_star
             noise = torch.randn(m * d + m, generator=generator(s, "perturbation"), dtype=DTYPE)
-            ws.append(w + params["eps"] * noise[:m * d].reshape(m, d))
-            as_.append(a + params["eps"] * noise[m * d:].reshape(1, m))
+            ws.append(w + params.eps * noise[:m * d].reshape(m, d))
+            as_.append(a + params.eps * noise[m * d:].reshape(1, m))
     starts = {"layers.0.weight": torch.stack(ws), "layers.1.weight": torch.stack(as_)}
     return train_and_score(model, starts, params)
 
 
-def train_and_score(model: torch.nn.Module, starts: dict[str, torch.Tensor], params: dict[str, Any]) -> dict[str, np.ndarray]:
+def train_and_score(model: torch.nn.Module, starts: dict[str, torch.Tensor],
+                    params: StudentParams) -> dict[str, np.ndarray]:
     """GD (then optional Gauss-Newton) from `starts` (members ordered size-major, then seed) on each
     member's nested sample of the single-neuron teacher; e_test etc. indexed [size, seed]."""
-    d, sizes, seeds = int(params["d"]), list(params["sizes"]), list(params["seeds"])
-    a_star, w_star = neuron_target(d, params["a_star"], params["w_norm"], params["teacher_seed"])
+    d, sizes, seeds = params.d, params.sizes, params.seeds
+    a_star, w_star = neuron_target(d, params.a_star, params.w_norm, params.teacher_seed)
     sigma = model.sigma
 
     def target(x: torch.Tensor) -> torch.Tensor:
@@ -117,11 +147,11 @@ def train_and_score(model: torch.nn.Module, starts: dict[str, torch.Tensor], par
 
     xs = [sample_inputs(s, n, d) for n in sizes for s in seeds]
     x, y, mask = pad_samples(xs, [target(xb) for xb in xs])
-    fit = gradient_descent(model, starts, x, y, mask, lr=params["lr"], steps=params["steps"],
-                           record_every=max(1, params["steps"] // 50))
-    if params.get("polish", 0):
-        fit = gauss_newton(model, fit.params, x, y, mask, iterations=params["polish"])
-    x_test = fresh_inputs(params.get("n_test", 2000), d, params["teacher_seed"])
+    fit = gradient_descent(model, starts, x, y, mask, lr=params.lr, steps=params.steps,
+                           record_every=max(1, params.steps // 50))
+    if params.polish:
+        fit = gauss_newton(model, fit.params, x, y, mask, iterations=params.polish)
+    x_test = fresh_inputs(params.n_test, d, params.teacher_seed)
     outputs = torch.func.vmap(lambda p: torch.func.functional_call(model, p, (x_test,)))(fit.params)
     shape = (len(sizes), len(seeds))
     m = starts["layers.0.weight"].shape[1]

@@ -25,8 +25,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from phenolab.config import PosFloat, PosInt, Spec
-from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, register
-from phenolab.experiments.recovery import recovery_rate, recovery_trials
+from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
+                                      register)
+from phenolab.experiments.recovery import TrialParams, recovery_rate, recovery_trials
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots
@@ -98,22 +99,16 @@ PRESETS = {
 }
 
 
-def _trials(cfg: SingleNeuronConfig, *, width: int, sigma0: float, sizes: list[int], kappa: float = 1.0,
-            a_star: float | None = None, w_norm: float | None = None, steps: int | None = None,
-            polish: int = 0) -> dict[str, Any]:
-    return {"d": cfg.d, "width": width, "activation": cfg.activation, "sigma0": sigma0, "kappa": kappa,
-            "a_star": cfg.a_star if a_star is None else a_star, "w_norm": cfg.w_norm if w_norm is None else w_norm,
-            "teacher_seed": cfg.teacher_seed, "sizes": sizes, "seeds": cfg.seeds, "lr": cfg.lr,
-            "steps": cfg.steps if steps is None else steps, "n_test": cfg.n_test, "polish": polish}
+def _trials(cfg: SingleNeuronConfig, *, sigma0: float, polish: int = 0, **extra: Any) -> TrialParams:
+    return params_from(cfg, TrialParams, sigma0=sigma0, polish=polish, **extra)
 
 
 def measure(cfg: SingleNeuronConfig) -> list[Computation]:
-    out = [Computation(f"{name} sigma0={s:g}", recovery_trials, _trials(cfg, width=cfg.width, sigma0=s, sizes=cfg.sizes,
-                                                                       steps=steps))
+    out = [Computation(f"{name} sigma0={s:g}", recovery_trials, _trials(cfg, sigma0=s, steps=steps))
            for name, s, steps in (("large", cfg.large_scale, cfg.steps), ("small", cfg.small_scale, cfg.steps),
                                   ("tiny", cfg.tiny_scale, cfg.tiny_steps))]
     out += [Computation(f"kappa={k:g}", recovery_trials,
-                        _trials(cfg, width=cfg.width, sigma0=cfg.small_scale, sizes=cfg.kappa_sizes, kappa=k))
+                        _trials(cfg, sigma0=cfg.small_scale, sizes=cfg.kappa_sizes, kappa=k))
             for k in cfg.kappas if k != 1.0]
     out.append(Computation("width1 balanced", recovery_trials, _trials(
         cfg, width=1, sigma0=cfg.small_scale, sizes=[cfg.d, cfg.d + 1], polish=cfg.width1_polish)))

@@ -39,6 +39,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -49,6 +50,7 @@ from phenolab.models.parametrization import BIAS_MULTIPLIER
 __all__ = [
     "activation_symmetry",
     "critical_embedding",
+    "merge_condensed",
     "null_embedding",
     "reduce_network",
     "reduce_neurons",
@@ -249,3 +251,18 @@ def reduce_network(model: MLP, *, atol: float = 1e-8) -> MLP:
         w, a = torch.zeros(1, w.shape[1], dtype=w.dtype), torch.zeros(1, a.shape[1], dtype=a.dtype)
         b = None if b is None else torch.zeros(1, dtype=b.dtype)
     return two_layer_from_neurons(model.spec, w, b, a, c)
+
+
+def merge_condensed(w: np.ndarray, a: np.ndarray, big_fraction: float) -> np.ndarray:
+    """One neuron from the big neurons (|a_k| ||w_k|| > big_fraction * max) of a condensed two-layer
+    net without biases, w (m, d), a (m,), the reduction of arXiv:2405.17501 applied to a plateau:
+    each (w_k, a_k) sign-aligned to the biggest neuron's direction (for an odd activation such as
+    tanh, (w, a) and (-w, -a) are one neuron), then a = sum a_k and w = sum a_k w_k / a (their
+    linear parts add up exactly). Returns the width-1 theta (w_1 .. w_d, a)."""
+    size = np.abs(a) * np.linalg.norm(w, axis=1)
+    big = np.flatnonzero(size > big_fraction * size.max())
+    lead = w[int(np.argmax(size))]
+    sign = np.where(w[big] @ lead >= 0, 1.0, -1.0)
+    wb, ab = w[big] * sign[:, None], a[big] * sign
+    total = float(ab.sum())
+    return np.concatenate([(ab[:, None] * wb).sum(0) / total, [total]])

@@ -53,7 +53,7 @@ from phenolab.probes.registry import ProbeResult, register_probe
 from phenolab.probes.requirements import TWO_LAYER
 from phenolab.tasks.base import Task
 
-__all__ = ["hessian_inertia", "null_curvature", "saddle_branches_probe", "split_curvature"]
+__all__ = ["count_directions", "hessian_inertia", "null_curvature", "saddle_branches_probe", "split_curvature"]
 
 LossConvention = Literal["half", "mse"]
 Activation = str | Callable[[Tensor], Tensor] | None
@@ -182,3 +182,20 @@ def saddle_branches_probe(
         out["null_g_norm"] = null_curvature(model, task.x_train, task.y_train, activation=activation,
                                             loss=loss)["g_norm"]
     return out
+
+
+def count_directions(w: np.ndarray, a: np.ndarray, big_fraction: float, cos_merge: float) -> int:
+    """Condensation of a two-layer net, input weights w (m, d) and output weights a (m,): Distinct directions among the big neurons (|a_k| ||w_k|| > big_fraction * max), grouped
+    greedily from the biggest: a neuron joins the first group whose leader has |cos| > cos_merge."""
+    norms = np.linalg.norm(w, axis=1)
+    size = np.abs(a) * norms
+    if size.max() <= 0:
+        return 0
+    big = np.flatnonzero(size > big_fraction * size.max())
+    big = big[np.argsort(-size[big], kind="stable")]
+    leaders: list[np.ndarray] = []
+    for k in big:
+        u = w[k] / norms[k]
+        if not any(abs(float(u @ v)) > cos_merge for v in leaders):
+            leaders.append(u)
+    return len(leaders)

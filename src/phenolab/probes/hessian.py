@@ -335,3 +335,19 @@ def hessian_probe(
     out["hvps"] = float(n if spectrum else matvec.calls)
     return out
 
+
+
+def central_difference_hessian(gradient: Callable[[np.ndarray], np.ndarray], theta: np.ndarray,
+                               h: float) -> np.ndarray:
+    """The Hessian by central differences of a gradient function: column i is (g(theta + h e_i) -
+    g(theta - h e_i)) / 2h, then the matrix is symmetrized, (H + H^T) / 2. A check of the exact
+    `hessian_matrix` as the theory protocols compute it (error O(h^2) plus rounding O(eps / h))."""
+    theta = np.asarray(theta)
+    cols = []
+    for i in range(len(theta)):
+        step = np.zeros_like(theta)
+        step[i] = h
+        plus, minus = gradient(theta + step), gradient(theta - step)
+        cols.append((plus - minus) / (2 * h))
+    H = np.stack(cols, axis=1)
+    return (H + H.T) / 2

@@ -44,7 +44,8 @@ from phenolab.probes.parameters import unflatten_parameters
 from phenolab.probes.registry import ProbeResult, register_probe
 from phenolab.tasks.base import Task
 
-__all__ = ["RankResult", "jacobian", "linear_stability", "model_rank", "model_rank_probe", "numerical_rank"]
+__all__ = ["RankResult", "completion_linear_stability", "jacobian", "linear_stability", "model_rank", "model_rank_probe",
+           "numerical_rank"]
 
 # the probe refuses Jacobians with more entries (N k P) than this: 2^26 float64 = 512 MiB
 MAX_JACOBIAN_ENTRIES = 2**26
@@ -245,3 +246,18 @@ def model_rank_probe(model: nn.Module, task: Task, *, points: int = 2000, rtol: 
         rank_train = model_rank(model, task.x_train, rtol=rtol).rank
         out.update(rank_train=float(rank_train), linearly_stable=float(rank_train == result.rank))
     return out
+
+
+def completion_linear_stability(target: np.ndarray, mask: np.ndarray, r: int, *,
+                                rtol: float = 1e-8) -> dict[str, Any]:
+    """`linear_stability` of a full-width two-factor matrix factorization (`MatrixFactorization`)
+    at the truth: its balanced factors of the rank-r target (`balanced_factors`), the population all
+    d1 d2 positions and the training inputs the observed ones (arXiv:2211.11623, section 4)."""
+    from phenolab.models.matrix_factorization import MatrixFactorization, all_positions
+    from phenolab.tasks.matrix_completion import balanced_factors
+
+    d1, d2 = target.shape
+    positions = all_positions(d1, d2)
+    a, b = balanced_factors(target, r)
+    return linear_stability(MatrixFactorization(d1, d2), positions, positions[torch.as_tensor(mask.reshape(-1))],
+                            rtol=rtol, params={"factors.0": torch.as_tensor(a), "factors.1": torch.as_tensor(b)})

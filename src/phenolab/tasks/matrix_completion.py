@@ -21,7 +21,7 @@ P_Omega zeroes the other entries. Everything here is a pure function of its argu
 from __future__ import annotations
 
 import math
-from typing import Iterable, Literal, Sequence
+from typing import Callable, Iterable, Literal, Sequence
 
 import numpy as np
 import torch
@@ -34,6 +34,7 @@ __all__ = [
     "ConvergenceError", "low_rank_target", "random_mask", "star_mask", "block_mask", "missing_entries_mask",
     "bipartite_components", "connectivity", "min_observed_per_line", "min_nuclear_norm_completion",
     "block_nuclear_norm", "singular_values", "learned_rank", "nuclear_norm", "relative_error", "best_rank_k_fit",
+    "first_target_seeds", "nuclear_norm_ratio", "balanced_factors",
 ]
 
 
@@ -388,3 +389,32 @@ def best_rank_k_fit(target: np.ndarray, mask: np.ndarray, k: int, *, restarts: i
             u, v = split(fit.x)
             best_x, best_res = u @ v.T, res
     return best_x, best_res
+
+
+def first_target_seeds(d1: int, d2: int, rank: int, count: int, accept: Callable[[np.ndarray], bool]) -> list[int]:
+    """The seeds s = 0, 1, ... of the first `count` Gaussian targets `low_rank_target(d1, d2, rank, s)`
+    that `accept` (a selection rule computed before any training)."""
+    selected, seed = [], 0
+    while len(selected) < count:
+        if accept(low_rank_target(d1, d2, rank, seed)):
+            selected.append(seed)
+        seed += 1
+    return selected
+
+
+def nuclear_norm_ratio(target: np.ndarray, mask: np.ndarray) -> float:
+    """gamma = ||M*||_* / min ||X||_* over the completions X that agree with M* on the mask (>= 1;
+    1 when the target is itself a minimum-nuclear-norm completion)."""
+    return float(nuclear_norm(target) / min_nuclear_norm_completion(target, mask)[1]["nuclear_norm"])
+
+
+def balanced_factors(m: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
+    """Full-width factors A = [U sqrt(S), 0], B = [sqrt(S) V^T; 0] of the rank-r matrix M = A B (from its
+    SVD; k = min(d1, d2) columns of A): a point where the factorization's Jacobian rank is its model
+    rank r (d_1 + d_2 - r)."""
+    u, s, vt = np.linalg.svd(m)
+    k = min(m.shape)
+    a, b = np.zeros((m.shape[0], k)), np.zeros((k, m.shape[1]))
+    a[:, :r] = u[:, :r] * np.sqrt(s[:r])
+    b[:r] = np.sqrt(s[:r])[:, None] * vt[:r]
+    return a, b

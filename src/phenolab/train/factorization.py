@@ -17,7 +17,7 @@ from typing import Iterable, Literal, Sequence
 import numpy as np
 import torch
 
-__all__ = ["train_factorizations"]
+__all__ = ["loss_plateaus", "train_factorizations"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -181,3 +181,26 @@ def train_factorizations(targets: np.ndarray | torch.Tensor, masks: np.ndarray |
         ranks = (values > rank_rtol * values[..., :1]).sum(dim=-1)
         out["rank" + name[2:]] = torch.where(torch.isnan(values[..., 0]), -1, ranks).numpy()
     return out
+
+
+def loss_plateaus(target: np.ndarray, mask: np.ndarray, loss: np.ndarray, steps: np.ndarray, levels: Sequence[float],
+                  *, rtol: float = 1e-2, **train: object) -> tuple[list[int], list[int], list[np.ndarray | None]]:
+    """Where one run's recorded loss series (`loss` at `steps`, from `train_factorizations` on
+    `target`, `mask` with the keyword arguments `train`) sits at each of `levels`, i.e. the recorded
+    steps with |L - level| <= rtol level (e.g. the losses of saddles, the best rank-k fits): their
+    number, the middle one (-1: none), and W there (None: none), by training again to that step (the
+    trainer is deterministic, so this is the W the first run passed through)."""
+    mid: list[int] = []
+    count: list[int] = []
+    w: list[np.ndarray | None] = []
+    for level in levels:
+        on = np.flatnonzero(np.abs(loss - level) <= rtol * level)
+        count.append(int(on.size))
+        if on.size == 0:
+            mid.append(-1)
+            w.append(None)
+            continue
+        t = int(steps[on[on.size // 2]])
+        mid.append(t)
+        w.append(train_factorizations(target[None], mask[None], steps=t, **train)["W"][0])  # type: ignore[arg-type]
+    return mid, count, w

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.table import Table
@@ -71,10 +71,12 @@ def list_cmd() -> None:
 @app.command()
 def run(
     name: str = typer.Argument(..., help="Experiment name (see `phenolab list`)."),
-    overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides, e.g. model.width=200 train.lr=1e-3"),
+    overrides: Optional[list[str]] = typer.Argument(
+        None, help="key=value overrides, e.g. model.width=200 train.lr=1e-3"),
     quick: bool = typer.Option(False, "--quick", help="Quick preset (the default)."),
     full: bool = typer.Option(False, "--full", help="Full preset: the paper's sizes where a CPU bears them."),
-    config: Optional[Path] = typer.Option(None, "--config", "-c", help="YAML file of overrides, applied before key=value ones."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="YAML file of overrides, applied before key=value ones."),
     force: bool = typer.Option(False, "--force", help="Run again even if this exact config is already done."),
     executor: Optional[str] = ExecutorOption,
     jobs: Optional[str] = JobsOption,
@@ -106,7 +108,8 @@ def verify(
     full: bool = typer.Option(False, "--full", help="Full presets."),
     only: Optional[list[str]] = typer.Option(None, "--only", help="Run only these experiments (repeatable)."),
     force: bool = typer.Option(False, "--force", help="Re-run experiments whose config is already done."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Where to write the HTML summary (default: <store dir>/verify.html)."),
+    report: Optional[Path] = typer.Option(
+        None, "--report", help="Where to write the HTML summary (default: <store dir>/verify.html)."),
     executor: Optional[str] = ExecutorOption,
     jobs: Optional[str] = JobsOption,
     attempts: Optional[str] = AttemptsOption,
@@ -118,8 +121,9 @@ def verify(
 
     preset = _preset(quick, full)
     chosen = [get_experiment(n) for n in only] if only else experiments()
-    pool = _executor(executor, jobs, attempts, default="local", address=address)  # one pool, warm across the experiments
-    rows = []
+    # one pool, warm across the experiments
+    pool = _executor(executor, jobs, attempts, default="local", address=address)
+    rows: list[dict[str, Any]] = []
     with _open_store(store) as st, pool:
         for e in chosen:
             started = time.monotonic()
@@ -145,9 +149,12 @@ def verify(
 def sweep(
     name: Optional[str] = typer.Argument(None, help="Experiment to sweep (or give --file)."),
     overrides: Optional[list[str]] = typer.Argument(None, help="key=value overrides applied to every point."),
-    axis: Optional[list[str]] = typer.Option(None, "--axis", "-a", help="PATH=VALUES: a list 1,2,4, a range a:b:n or a:b:n:log (repeatable)."),
-    seeds: Optional[str] = typer.Option(None, "--seeds", help="n (seeds 0..n-1) or a list 0,1,2; replaces the experiment's seeds."),
-    file: Optional[Path] = typer.Option(None, "--file", "-f", help="A YAML sweep file (experiment, preset, base, axes, seeds, name)."),
+    axis: Optional[list[str]] = typer.Option(
+        None, "--axis", "-a", help="PATH=VALUES: a list 1,2,4, a range a:b:n or a:b:n:log (repeatable)."),
+    seeds: Optional[str] = typer.Option(
+        None, "--seeds", help="n (seeds 0..n-1) or a list 0,1,2; replaces the experiment's seeds."),
+    file: Optional[Path] = typer.Option(
+        None, "--file", "-f", help="A YAML sweep file (experiment, preset, base, axes, seeds, name)."),
     quick: bool = typer.Option(False, "--quick", help="Quick preset at every point (the default)."),
     full: bool = typer.Option(False, "--full", help="Full preset at every point."),
     sweep_name: Optional[str] = typer.Option(None, "--name", help="A name to prefix the sweep id with."),
@@ -185,7 +192,8 @@ def sweep(
     for col in ("point", "verdict", "measured (need)", "run"):
         table.add_column(col, overflow="fold")
     for point, o in outcome.points:
-        table.add_row(point.label, "[green]PASS[/]" if o.passed else "[red]FAIL[/]", _measured(o.verdict), str(o.run_id))
+        table.add_row(point.label, "[green]PASS[/]" if o.passed else "[red]FAIL[/]", _measured(o.verdict),
+                      str(o.run_id))
     out.print(table)
     out.print(f"{len(outcome.points)} points in {time.monotonic() - started:.1f} s; report: {page}")
     out.print(f"phenolab report {outcome.sweep_id} redraws it; phenolab runs --sweep {outcome.sweep_id} lists its runs")

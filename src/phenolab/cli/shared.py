@@ -20,7 +20,8 @@ err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() el
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
-StoreOption = typer.Option(None, "--store", help="SQLite store file (default: $PHENOLAB_STORE or ./phenolab-runs/phenolab.sqlite).")
+StoreOption = typer.Option(
+    None, "--store", help="SQLite store file (default: $PHENOLAB_STORE or ./phenolab-runs/phenolab.sqlite).")
 ExecutorOption = typer.Option(
     None, "--executor", metavar="NAME",
     help="Where the groups of runs train: inline (this process, one after another), local (a pool of worker "
@@ -29,7 +30,8 @@ ExecutorOption = typer.Option(
 JobsOption = typer.Option(None, "--jobs", "-j", metavar="N",
                           help="Worker processes for --executor local (default: the CPUs this process may use).")
 AttemptsOption = typer.Option(None, "--attempts", metavar="N",
-                              help="Tries per group whose worker dies, for --executor local or ray (default: 3); then its runs are failed.")
+                              help="Tries per group whose worker dies, for --executor local or ray (default: 3); "
+                                   "then its runs are failed.")
 AddressOption = typer.Option(
     None, "--address", metavar="auto|HOST:PORT",
     help="For --executor ray: the Ray cluster to run on (auto: the one `ray start` began on this machine; HOST:PORT: "

@@ -19,7 +19,8 @@ def runs(
     kind: Optional[str] = typer.Option(None, "--kind", help="sweep, experiment, train or recorder."),
     status: Optional[str] = typer.Option(None, "--status", help="running, done, failed, diverged or interrupted."),
     limit: int = typer.Option(30, "--limit", min=1, help="Show at most this many (newest first)."),
-    sweep_id: Optional[str] = typer.Option(None, "--sweep", help="Only runs of this sweep id (its experiment runs and their training runs)."),
+    sweep_id: Optional[str] = typer.Option(
+        None, "--sweep", help="Only runs of this sweep id (its experiment runs and their training runs)."),
     experiment: Optional[str] = typer.Option(
         None, "--experiment", "-e",
         help="Only training runs of this experiment (a name, or an experiment run's id), through their parent."),
@@ -85,7 +86,8 @@ def _check_run_filters(st: Any, terms: list[tuple[str, Any]], experiment: Option
 def export(
     target: str = typer.Argument(..., help="A sweep id, or a run id (a sweep, experiment or training run)."),
     to: Optional[str] = typer.Option(None, "--to", help="parquet, csv or tensorboard."),
-    out_dir: Optional[Path] = typer.Option(None, "--out", "-o", help="Directory to write into (default: ./phenolab-export/<id>/)."),
+    out_dir: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Directory to write into (default: ./phenolab-export/<id>/)."),
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Export a sweep's or a run's training runs: runs and metrics tables (Parquet, CSV) or TensorBoard event files."""
@@ -111,7 +113,8 @@ def export(
 
 
 @app.command()
-def show(run_id: int = typer.Argument(..., help="Run id (see `phenolab runs`)."), store: Optional[Path] = StoreOption) -> None:
+def show(run_id: int = typer.Argument(..., help="Run id (see `phenolab runs`)."),
+         store: Optional[Path] = StoreOption) -> None:
     """Show one run: status, config, verdict, children, metrics and artifacts."""
     with _open_store(store, readonly=True) as st:
         r = st.get_run(run_id)
@@ -139,7 +142,8 @@ def show(run_id: int = typer.Argument(..., help="Run id (see `phenolab runs`).")
 def report(
     target: Optional[str] = typer.Argument(None, help="A run id, or a sweep id; omit with --all."),
     all_: bool = typer.Option(False, "--all", help="One index page over every experiment run in the store."),
-    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the page here instead of the store's folder."),
+    out_path: Optional[Path] = typer.Option(
+        None, "--out", "-o", help="Write the page here instead of the store's folder."),
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Write the HTML report of one run (figures embedded), or an index of all experiment runs."""
@@ -159,7 +163,7 @@ def report(
             page = render_index_page("phenolab: all experiment runs", rows)
             path = _write_user_file(out_path, page) if out_path else st.save_page("index.html", page)
         else:
-            run_id = int(target)
+            run_id = int(str(target))  # a run id: the other branches took a sweep id or --all
             r = st.get_run(run_id)
             figures = {a["name"]: st.root / a["path"] for a in st.artifacts(run_id) if a.get("kind") == "figure"}
             if not figures and r["kind"] != "experiment":

@@ -146,7 +146,7 @@ class DigitsData(_DataBase):
     kind: Literal["digits"] = "digits"
     n_train: PosInt = 1000
     one_hot: bool = True  # targets as one-hot vectors (for MSE); else integer labels (for CE)
-    noise: Literal[0.0] = 0.0  # real labels: no added noise
+    noise: Literal[0.0] = 0.0  # type: ignore[valid-type]  # real labels: no added noise
 
     @model_validator(mode="after")
     def _check(self) -> DigitsData:

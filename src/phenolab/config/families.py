@@ -46,7 +46,7 @@ class SpecFamily:
 
     def register(self, cls: K) -> K:
         """Register spec class `cls` under its ``kind`` default (usable as a class decorator)."""
-        kind = cls.model_fields["kind"].default
+        kind = cls.model_fields["kind"].default  # type: ignore[call-overload]
         if not isinstance(kind, str):
             raise TypeError(f"{cls.__name__}: a {self.block} spec needs a default kind, e.g. kind: Literal['x'] = 'x'")
         old = self._kinds.get(kind)

@@ -176,7 +176,7 @@ def _jacobian_method(
     j1 = _jacobian_rows(f, trainable, x1, outputs)
     j2 = j1 if x2 is x1 else _jacobian_rows(f, trainable, x2, outputs)
     kernel = sum(_contract(j1[n].flatten(2), j2[n].flatten(2), full) for n in names)
-    return _finish(kernel, outputs)
+    return _finish(kernel, outputs)  # type: ignore[arg-type]
 
 
 def _ntvp_method(

@@ -88,8 +88,8 @@ def relative_kernel_distance(
     K1: Tensor | np.ndarray, K2: Tensor | np.ndarray, form: Literal["frobenius", "cosine"] = "frobenius"
 ) -> float:
     """Distance of K1 from the reference K2: "frobenius" ||K1 - K2||_F / ||K2||_F (the
-    rel. Frobenius error of NTK-1a/1b, docs/specs/ntk-convergence.md); "cosine" 1 - <K1, K2>_F / (||K1||_F ||K2||_F) (the kernel
-    distance of Fort et al. 2020, arXiv:2010.15110, blind to the kernel's scale)."""
+    rel. Frobenius error of NTK-1a/1b, docs/specs/ntk-convergence.md); "cosine" 1 - <K1, K2>_F /
+    (||K1||_F ||K2||_F) (the kernel distance of Fort et al. 2020, arXiv:2010.15110, blind to the kernel's scale)."""
     first = np.asarray(K1.detach().cpu().to(torch.float64) if isinstance(K1, Tensor) else K1, dtype=np.float64)
     second = np.asarray(K2.detach().cpu().to(torch.float64) if isinstance(K2, Tensor) else K2, dtype=np.float64)
     if first.shape != second.shape:

@@ -40,9 +40,9 @@ def _value_and_slope(fn: Callable[[Tensor], Tensor], z: Tensor) -> tuple[Tensor,
     """(fn(z), fn'(z)) of an elementwise fn: the vector-Jacobian product with a tangent of ones
     (reverse mode; works under ``torch.no_grad``). An in-place module acts on a copy."""
     if getattr(fn, "inplace", False):
-        value, pull = vjp(lambda u: fn(u.clone()), z)
+        value, pull = vjp(lambda u: fn(u.clone()), z)  # type: ignore[misc]
     else:
-        value, pull = vjp(fn, z)
+        value, pull = vjp(fn, z)  # type: ignore[misc]
     return value, pull(torch.ones_like(value))[0]
 
 
@@ -78,7 +78,7 @@ def _chain_pass(chain: list[Op], values: Mapping[str, Tensor], x: Tensor, output
             if len(deltas) < len(inputs):
                 delta = _scaled(delta @ values[f"{op.prefix}.weight"], op.mult)
         else:
-            slope = slopes.pop()
+            slope = slopes.pop()  # type: ignore[assignment]
             delta = delta * (slope[:, None, :] if isinstance(slope, Tensor) else slope)
     return _Pass(inputs, deltas[::-1])
 
@@ -153,7 +153,7 @@ def _two_layer_method(
             x1, x2, w, b, a, act.fn,
             input_mult=hidden.mult, bias_mult=hidden.bias_mult, output_mult=scale * out.mult,
             output_bias_mult=scale * out.bias_mult if out.bias else None,
-            outputs=outputs, trained=frozenset(trained),
+            outputs=outputs, trained=frozenset(trained),  # type: ignore[arg-type]
         )
 
 

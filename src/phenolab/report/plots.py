@@ -70,8 +70,8 @@ def curves(
         ax.set_yscale("log", nonpositive="mask")
     if logx:
         ax.set_xscale("log", nonpositive="mask")
-    for label, y in (hlines or {}).items():
-        ax.axhline(y, color="0.35", linestyle="--", linewidth=1.0, label=f"{label} = {y:.3g}")
+    for label, y in (hlines or {}).items():  # type: ignore[assignment]
+        ax.axhline(y, color="0.35", linestyle="--", linewidth=1.0, label=f"{label} = {y:.3g}")  # type: ignore[arg-type]
     for label, step in (marks or {}).items():
         if step is None or not np.isfinite(step):
             continue
@@ -343,7 +343,7 @@ def spectrum_strips(
     for i, values in enumerate(arrays.values()):
         ax.scatter(np.full(values.size, float(i)), values, s=18, color=f"C{i % 10}", zorder=3)
     labelled = False
-    for label, values in (predicted or {}).items():
+    for label, values in (predicted or {}).items():  # type: ignore[assignment]
         arr = _as_1d(values, f"predicted {label!r}")
         i = list(arrays).index(label)
         ax.scatter(np.full(arr.size, i + 0.18), arr, marker="x", s=28, color="0.2", zorder=4,

@@ -70,7 +70,7 @@ class Store(RunQueries, MetricSeries, RunFiles):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
         now = iso(utc_now())
         pid = os.getpid()
-        values = {
+        values: dict[str, Any] = {
             "kind": kind, "name": name, "label": label, "parent_id": parent_id, "sweep_id": sweep_id,
             "status": "running", "config_hash": config_hash, "config": to_json(dict(config)),
             "started": now, "heartbeat": now, "pid": pid, "hostname": hostname(),
@@ -83,7 +83,7 @@ class Store(RunQueries, MetricSeries, RunFiles):
             if parent_id is not None:
                 self._require_run(conn, parent_id)
             cursor = conn.execute(f"INSERT INTO runs ({columns}) VALUES ({marks})", tuple(values.values()))
-            run_id = int(cursor.lastrowid)
+            run_id = int(cursor.lastrowid)  # type: ignore[arg-type]
             insert_config(conn, run_id, from_json(values["config"]))
             return run_id
 

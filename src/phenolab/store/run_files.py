@@ -48,7 +48,8 @@ class RunFiles(StoreConnection):
         if not file.is_file():
             raise StoreError(f"artifact {name!r} of run {run_id}: file {file} is missing")
         if verify and sha256_file(file) != row["sha256"]:
-            raise StoreError(f"artifact {name!r} of run {run_id}: checksum mismatch in {file} (the file changed after it was saved)")
+            raise StoreError(f"artifact {name!r} of run {run_id}: checksum mismatch in {file} "
+                             "(the file changed after it was saved)")
         return read_npz(file)
 
     def artifacts(self, run_id: int) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ PEERS_PYTHON ?= python3.11
 PEERS_VENV   ?= .venv-peers
 PEERS_STAMP  := $(PEERS_VENV)/.installed
 
-.PHONY: install dev demo test verify clean bench-peers
+.PHONY: install dev demo lint test verify clean bench-peers
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,8 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e .
 	touch $@
 
-$(DEVSTAMP): $(STAMP)
+# the dev extra (pytest, ruff, mypy) lives in pyproject.toml: a change there reinstalls it
+$(DEVSTAMP): $(STAMP) pyproject.toml constraints.txt
 	$(PIP) install --quiet -c constraints.txt -e ".[dev]"
 	touch $@
 
@@ -33,7 +34,12 @@ demo: $(STAMP)
 	if [ $$rc -eq 1 ]; then echo "demo: some verdicts failed (findings: see the table above)"; \
 	elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
-test: $(DEVSTAMP)
+# ruff (lint, import order) and mypy; per-file exclusions in pyproject.toml
+lint: $(DEVSTAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m mypy src/phenolab
+
+test: $(DEVSTAMP) lint
 	$(BIN)/python -m pytest
 
 $(PEERS_VENV)/bin/python:
@@ -51,4 +57,4 @@ bench-peers: $(STAMP) $(PEERS_STAMP)
 	$(BIN)/python benchmarks/peers.py --peer-python $(PEERS_VENV)/bin/python
 
 clean:
-	rm -rf $(VENV) phenolab-runs .pytest_cache
+	rm -rf $(VENV) phenolab-runs .pytest_cache .mypy_cache .ruff_cache

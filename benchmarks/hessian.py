@@ -102,7 +102,7 @@ def timed(fn: Callable[[], tuple[float, int]]) -> tuple[float, float, int, float
 
 def over_seeds(run: Callable[[int], tuple[float, int]], ref: float) -> dict[str, float]:
     """Median wall time, CPU time and HVPs, median and worst relative error over SEEDS."""
-    rows = [timed(lambda: run(seed)) for seed in SEEDS]
+    rows = [timed(lambda seed=seed: run(seed)) for seed in SEEDS]
     errors = [abs(value - ref) / abs(ref) for _, value, _, _ in rows]
     return {"time": statistics.median(r[0] for r in rows), "hvps": statistics.median(r[2] for r in rows),
             "err": statistics.median(errors), "worst": max(errors), "cpu": statistics.median(r[3] for r in rows)}
@@ -111,7 +111,7 @@ def over_seeds(run: Callable[[int], tuple[float, int]], ref: float) -> dict[str,
 def matched_accuracy(model, x, y, ref: float, target: float, limit: int) -> tuple[int, dict[str, float]]:
     """The fewest Lanczos steps whose median error over SEEDS is <= target."""
     for m in range(1, limit + 1):
-        stats = over_seeds(lambda s: phenolab_top(model, x, y, s, iters=m), ref)
+        stats = over_seeds(lambda s, m=m: phenolab_top(model, x, y, s, iters=m), ref)
         if stats["err"] <= target:
             return m, stats
     raise RuntimeError(f"Lanczos did not reach {target:.2e} in {limit} steps")
@@ -122,7 +122,7 @@ def matched_time(model, x, y, ref: float, budget: float, dtype: torch.dtype | No
     best = (1, over_seeds(lambda s: phenolab_top(model, x, y, s, iters=1, dtype=dtype), ref))
     m = 2
     while True:
-        stats = over_seeds(lambda s: phenolab_top(model, x, y, s, iters=m, dtype=dtype), ref)
+        stats = over_seeds(lambda s, m=m: phenolab_top(model, x, y, s, iters=m, dtype=dtype), ref)
         if stats["time"] > budget:
             return best
         best, m = (m, stats), m + 1
@@ -167,7 +167,7 @@ def versus_eigsh(model: nn.Module, x: Tensor, y: Tensor, ref: float) -> list[tup
     for ncv, tol in [(6, 1e-2), (6, 1e-4), (6, 1e-6), (6, 1e-8), (20, 1e-8)]:
         count = [0]
 
-        def mv(v: np.ndarray) -> np.ndarray:
+        def mv(v: np.ndarray, count: list[int] = count) -> np.ndarray:
             count[0] += 1
             return matvec(torch.as_tensor(v.ravel())).numpy()
 

@@ -104,14 +104,14 @@ def export_mlp(model: MLP, prefix: str) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {f"{prefix}_layers": np.array(len(model.layers)),
                                   f"{prefix}_activation": np.array(model.spec.activation)}
     last = len(model.layers) - 1
-    for l, (layer, mult) in enumerate(zip(model.layers, model.multipliers)):
+    for i, (layer, mult) in enumerate(zip(model.layers, model.multipliers)):
         if layer.bias is None:
             raise ValueError("the export expects biases on every layer")
-        scale = model.output_scale if l == last else 1.0
-        out[f"{prefix}_W{l}"] = layer.weight.detach().cpu().numpy()
-        out[f"{prefix}_b{l}"] = layer.bias.detach().cpu().numpy()
-        out[f"{prefix}_wmult{l}"] = np.array(scale * float(mult))
-        out[f"{prefix}_bmult{l}"] = np.array(scale * BIAS_MULTIPLIER)
+        scale = model.output_scale if i == last else 1.0
+        out[f"{prefix}_W{i}"] = layer.weight.detach().cpu().numpy()
+        out[f"{prefix}_b{i}"] = layer.bias.detach().cpu().numpy()
+        out[f"{prefix}_wmult{i}"] = np.array(scale * float(mult))
+        out[f"{prefix}_bmult{i}"] = np.array(scale * BIAS_MULTIPLIER)
     return out
 
 
@@ -121,7 +121,8 @@ def relative(a, b) -> float:
 
 
 # ---------------------------------------------------------------------------- phenolab NTK
-def phenolab_ntk(model: MLP, x: torch.Tensor, repeats: int, budget: float) -> tuple[dict, dict[str, np.ndarray], np.ndarray]:
+def phenolab_ntk(model: MLP, x: torch.Tensor, repeats: int,
+                 budget: float) -> tuple[dict, dict[str, np.ndarray], np.ndarray]:
     rows, kernels = {}, {}
     for method in ("layerwise", "ntvp", "jacobian"):
         times, cpu, kernel = ntk_bench.call_times(lambda m=method: empirical_ntk(model, x, method=m), repeats, budget)
@@ -254,7 +255,8 @@ def main() -> int:
 
         def pyhessian_stats(runs: list[dict]) -> dict[str, float]:
             errors = [abs(r["eigenvalue"] - ref) / abs(ref) for r in runs]
-            return {"time": statistics.median(r["time"] for r in runs), "cpu": statistics.median(r["cpu"] for r in runs),
+            return {"time": statistics.median(r["time"] for r in runs),
+                    "cpu": statistics.median(r["cpu"] for r in runs),
                     "hvps": statistics.median(r["hvps"] for r in runs), "err": statistics.median(errors),
                     "worst": max(errors)}
 
@@ -362,7 +364,8 @@ def main() -> int:
     pyh_h2h_cpu = statistics.median(st["cpu"] for st in hh["pyhessian"])
     ph_h2h_cpu = statistics.median(st["cpu"] for st in hh["phenolab"])
     speed_hess = pyh_h2h / ph_h2h
-    print(f"head-to-head, {args.hess_rounds} interleaved rounds over the seeds: PyHessian median {1e3 * pyh_h2h:.1f} ms "
+    print(f"head-to-head, {args.hess_rounds} interleaved rounds over the seeds: "
+          f"PyHessian median {1e3 * pyh_h2h:.1f} ms "
           f"(CPU {1e3 * pyh_h2h_cpu:.1f}), phenolab {m_b} steps {1e3 * ph_h2h:.1f} ms (CPU {1e3 * ph_h2h_cpu:.1f}); "
           f"ratio {speed_hess:.2f}x (CPU {pyh_h2h_cpu / ph_h2h_cpu:.2f}x; per round "
           f"{min(hh['round_ratios']):.2f}x to {max(hh['round_ratios']):.2f}x)")

@@ -38,20 +38,18 @@ os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import jaxlib  # noqa: E402
+import neural_tangents as nt  # noqa: E402
 import numpy as np  # noqa: E402
+import pyhessian  # noqa: E402
+import pyhessian.hessian  # noqa: E402, F401
 import scipy  # noqa: E402
 import scipy.sparse.linalg as sla  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-import jax  # noqa: E402
-import jaxlib  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import neural_tangents as nt  # noqa: E402
 from neural_tangents import stax  # noqa: E402
-
-import pyhessian  # noqa: E402
-import pyhessian.hessian  # noqa: E402, F401
+from torch import nn  # noqa: E402
 
 # the package's __init__ rebinds the name pyhessian.hessian to the class: take the module itself
 pyhessian_hessian = sys.modules["pyhessian.hessian"]
@@ -64,9 +62,9 @@ def layers(data: np.lib.npyio.NpzFile, prefix: str) -> list[dict[str, np.ndarray
     """Per layer: raw weight (out, in), raw bias (out,), and multipliers: z = wm * W h + bm * b."""
     count = int(data[f"{prefix}_layers"])
     return [
-        {"W": data[f"{prefix}_W{l}"], "b": data[f"{prefix}_b{l}"],
-         "wm": float(data[f"{prefix}_wmult{l}"]), "bm": float(data[f"{prefix}_bmult{l}"])}
-        for l in range(count)
+        {"W": data[f"{prefix}_W{i}"], "b": data[f"{prefix}_b{i}"],
+         "wm": float(data[f"{prefix}_wmult{i}"]), "bm": float(data[f"{prefix}_bmult{i}"])}
+        for i in range(count)
     ]
 
 
@@ -99,14 +97,14 @@ def neural_tangents_ntk(data, repeats: int, budget: float) -> tuple[dict, dict[s
     activation = str(data["ntk_activation"])
     act = {"relu": stax.Relu, "tanh": lambda: stax.Elementwise(jnp.tanh)}[activation]
     net, params = [], []
-    for l, layer in enumerate(spec):
+    for i, layer in enumerate(spec):
         fan_in = layer["W"].shape[1]
         # neural-tangents' NTK parameterization: z = W_std / sqrt(fan_in) * (h W) + b_std * b, with
         # W (fan_in, fan_out) and b (1, fan_out) the trainable (raw) values, exactly phenolab's layer
         net.append(stax.Dense(layer["W"].shape[0], W_std=layer["wm"] * fan_in**0.5, b_std=layer["bm"],
                               parameterization="ntk"))
         params.append((jnp.asarray(layer["W"].T), jnp.asarray(layer["b"][None, :])))
-        if l < len(spec) - 1:
+        if i < len(spec) - 1:
             net.append(act())
             params.append(())
     _, apply_fn, _ = stax.serial(*net)
@@ -127,7 +125,8 @@ def neural_tangents_ntk(data, repeats: int, budget: float) -> tuple[dict, dict[s
         impl = getattr(nt.NtkImplementation, name)
         fn = jax.jit(nt.empirical_ntk_fn(apply_fn, vmap_axes=axes, implementation=impl))
         other = None if x2 is None else x
-        first, times, cpu, kernel = times_of(lambda: fn(x, other, params).block_until_ready(), repeats, budget)
+        first, times, cpu, kernel = times_of(lambda fn=fn, other=other: fn(x, other, params).block_until_ready(),
+                                              repeats, budget)
         kernel = np.asarray(kernel)
         if kernel.shape != (len(x), len(x)):
             raise AssertionError(f"{name}: kernel of shape {kernel.shape}")
@@ -163,9 +162,9 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         last = len(self.linears) - 1
-        for l, (linear, (wm, bm)) in enumerate(zip(self.linears, self.mults)):
+        for i, (linear, (wm, bm)) in enumerate(zip(self.linears, self.mults)):
             x = wm * nn.functional.linear(x, linear.weight) + bm * linear.bias
-            if l < last:
+            if i < last:
                 x = self.act(x)
         return x
 

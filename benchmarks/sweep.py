@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--executors", default="inline,local,ray", help="comma-separated (default inline,local,ray)")
     parser.add_argument("--axis", default="lr_scale=0.25,0.5", help="the sweep's axis (default lr_scale=0.25,0.5)")
     parser.add_argument("--address", default=None, help="for ray: a cluster (auto or HOST:PORT; default: a local Ray)")
-    parser.add_argument("--seeds", default=None, help="n or a list, as `phenolab sweep --seeds` (default: the preset's, 1)")
+    parser.add_argument("--seeds", default=None,
+                        help="n or a list, as `phenolab sweep --seeds` (default: the preset's, 1)")
     args = parser.parse_args()
     set_threads(1)  # the driver, as the command line runs it; pool workers get cores // jobs
     base = ["widths=[100,400]", "train.steps=4000"] if args.small else []
@@ -105,7 +106,8 @@ def main() -> None:
             rows.append(one(name, args.jobs, spec, Path(tmp), args.address))
             print(f"  {name}: done", flush=True)
     reference = next((r for r in rows if r["name"] == "inline" and "error" not in r), None)
-    header = (f"{'executor':<8} {'jobs':>4} {'tasks':>5} {'start s':>7} {'wall s':>8} {'compute s':>9} {'overhead/task s':>15} "
+    header = (f"{'executor':<8} {'jobs':>4} {'tasks':>5} {'start s':>7} {'wall s':>8} {'compute s':>9} "
+              f"{'overhead/task s':>15} "
               f"{'(median)':>8} {'record/task s':>13} {'slot idle/task s':>16} {'speed-up':>8} {'max rel diff':>12}")
     print(header)
     print("-" * len(header))
@@ -119,7 +121,8 @@ def main() -> None:
             pairs = [(a, reference["losses"].get(h)) for h, a in r["losses"].items()]
             diff = max((abs(a - b) / max(abs(b), 1e-300) for a, b in pairs if a is not None and b is not None),
                        default=math.nan)
-        print(f"{r['name']:<8} {r['jobs']:>4} {r['tasks']:>5} {r['start']:>7.1f} {r['wall']:>8.1f} {r['compute']:>9.1f} "
+        print(f"{r['name']:<8} {r['jobs']:>4} {r['tasks']:>5} {r['start']:>7.1f} {r['wall']:>8.1f} "
+              f"{r['compute']:>9.1f} "
               f"{r['overhead']:>15.2f} {r['overhead_median']:>8.2f} {r['record']:>13.3f} {r['idle']:>16.2f} "
               f"{speed:>8.2f} {diff:>12.2g}")
     for r in rows:

@@ -283,10 +283,12 @@ def test_export_without_the_extra_or_from_a_corrupt_store_exits_2(capsys, sweep_
 
 # ------------------------------------------------------------------ executor options
 @pytest.mark.parametrize("args,expected", [
-    (["sweep", "condensation", "--axis", "width=20,30", "--executor", "dask"], "--executor: must be one of inline, local"),
+    (["sweep", "condensation", "--axis", "width=20,30", "--executor", "dask"],
+     "--executor: must be one of inline, local"),
     (["sweep", "condensation", "--axis", "width=20,30", "--jobs", "0"], "--jobs: must be a positive integer, got '0'"),
     (["sweep", "condensation", "--axis", "width=20,30", "--attempts", "x"], "--attempts: must be a positive integer"),
-    (["run", "f-principle", "--executor", "inline", "--jobs", "2"], "--jobs: the inline executor trains in this process"),
+    (["run", "f-principle", "--executor", "inline", "--jobs", "2"],
+     "--jobs: the inline executor trains in this process"),
     (["run", "f-principle", "--attempts", "2"], "--attempts: the inline executor has no workers to retry"),
 ])
 def test_bad_executor_options_are_one_line_exit_2_and_store_unchanged(capsys, store_with_a_run, args, expected):

@@ -3,9 +3,23 @@
 import pickle
 
 import pytest
+from pydantic import ValidationError
 
-from phenolab.config import (MISSING, ConfigError, ExperimentSpec, MLPSpec, Problem, RunSpec, TrainSpec,
-                             canonical_json, config_hash, load_yaml, merge, parse_overrides, validate)
+from phenolab.config import (
+    MISSING,
+    ConfigError,
+    ExperimentSpec,
+    MLPSpec,
+    Problem,
+    RunSpec,
+    TrainSpec,
+    canonical_json,
+    config_hash,
+    load_yaml,
+    merge,
+    parse_overrides,
+    validate,
+)
 
 
 def resolve(*items: str) -> ExperimentSpec:
@@ -75,7 +89,7 @@ def test_hash_is_stable_and_sensitive():
 
 
 def test_specs_are_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):  # pydantic: instance is frozen
         MLPSpec().width = 3  # type: ignore[misc]
 
 
@@ -117,7 +131,8 @@ def test_committee_model_fields_are_validated_and_left_out_of_the_hash_at_their_
 
 def test_quadratic_teacher_data_kind():
     spec = validate(RunSpec, {"data": {"kind": "quadratic_teacher", "input_dim": 10, "n_train": 30, "n_test": 5}})
-    assert (spec.data.kind, spec.data.input_dim, spec.data.n_train, spec.data.n_test) == ("quadratic_teacher", 10, 30, 5)
+    data = spec.data
+    assert (data.kind, data.input_dim, data.n_train, data.n_test) == ("quadratic_teacher", 10, 30, 5)
     with pytest.raises(ConfigError, match=r"data.input_dim: must be > 0, got 0"):
         validate(RunSpec, {"data": {"kind": "quadratic_teacher", "input_dim": 0}})
     with pytest.raises(ConfigError, match=r"data.kind: must be one of .*quadratic_teacher"):

@@ -42,7 +42,8 @@ def test_token_cross_entropy_ignores_and_scores_the_last_position():
     kept = F.cross_entropy(logits[:, 2:].reshape(-1, 6), tokens[:, 2:].reshape(-1))
     torch.testing.assert_close(make_objective(spec).on_outputs(logits, masked), kept)
     last = validate(TrainSpec, {"loss": {"kind": "token_cross_entropy", "last_only": True}}).loss
-    torch.testing.assert_close(make_objective(last).on_outputs(logits, tokens), F.cross_entropy(logits[:, -1], tokens[:, -1]))
+    torch.testing.assert_close(make_objective(last).on_outputs(logits, tokens),
+                               F.cross_entropy(logits[:, -1], tokens[:, -1]))
     with pytest.raises(ValueError, match="logits \\(n, T, V\\) and tokens \\(n, T\\)"):
         make_objective(last).on_outputs(logits[:, 0], tokens)
 

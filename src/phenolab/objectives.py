@@ -141,7 +141,7 @@ def register_objective(spec: type[KindSpec], factory: Callable[[Any], Objective]
 def make_objective(spec: KindSpec | str) -> Objective:
     """The `Objective` of a ``train.loss`` spec (or a bare name with default options)."""
     if isinstance(spec, str):
-        spec = OBJECTIVE_KINDS.get(spec)()
+        spec = OBJECTIVE_KINDS.get(spec).model_validate({})  # the kind's defaults
     if spec.kind not in _FACTORIES:
         raise ConfigError([f"train.loss: must be one of {', '.join(_FACTORIES)}, got {spec.kind!r}"])
     return _FACTORIES[spec.kind](spec)

@@ -194,7 +194,7 @@ def _import_file(path: Path) -> Any:
     name = path.stem
     existing = sys.modules.get(name)
     if existing is not None:
-        if getattr(existing, "__file__", None) and Path(existing.__file__).resolve() == path:
+        if existing.__file__ and Path(existing.__file__).resolve() == path:
             return existing
         raise ImportError(f"a module named {name!r} is already imported from "
                           f"{getattr(existing, '__file__', None) or 'elsewhere'}; rename the file")

@@ -4,7 +4,7 @@ A run is reused by its config hash only when it was also stored under the curren
 so a fix to the code that decides a run's numbers is never masked by a result the old code made.
 
 - `code_version()`: a short hash of the source of the rooms that decide a training run's numbers:
-  ``config.py`` (defaults, resolved specs), ``activations.py``, ``objectives.py``, ``models/``, ``tasks/``, ``train/``
+  ``config/`` (defaults, resolved specs), ``activations.py``, ``objectives.py``, ``models/``, ``tasks/``, ``train/``
   (loops, losses, ensembles, the recorder) and ``probes/`` (what is measured while training).
   Read from the package's own files at first use and cached for the life of the process.
 - `measure_version(compute)`: `code_version()` plus the source of the module that defines a
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGE = Path(__file__).resolve().parent
-ROOMS = ("config.py", "activations.py", "objectives.py", "models", "tasks", "train", "probes")
+ROOMS = ("config", "activations.py", "objectives.py", "models", "tasks", "train", "probes")
 LENGTH = 16  # hex digits kept
 
 

@@ -130,9 +130,9 @@ def _manual_forward(x: torch.Tensor, weights: list[torch.Tensor], biases: list[t
                     mults: list[float]) -> torch.Tensor:
     """h_l = mult_l (h W_l^T) + b_l, tanh on hidden layers (the documented convention)."""
     h = x
-    for l, (w, b, c) in enumerate(zip(weights, biases, mults)):
+    for i, (w, b, c) in enumerate(zip(weights, biases, mults)):
         h = c * (h @ w.T) + b
-        if l < len(weights) - 1:
+        if i < len(weights) - 1:
             h = torch.tanh(h)
     return h
 
@@ -157,9 +157,9 @@ def test_default_parametrizations_unchanged(parametrization, optimizer):
         weights.append(std * torch.randn(n_out, n_in, generator=g, dtype=torch.float64))
         biases.append(std * torch.randn(n_out, generator=g, dtype=torch.float64))
     params = dict(model.named_parameters())
-    for l in range(3):
-        assert torch.equal(params[f"layers.{l}.weight"].detach(), weights[l])
-        assert torch.equal(params[f"layers.{l}.bias"].detach(), biases[l])
+    for i in range(3):
+        assert torch.equal(params[f"layers.{i}.weight"].detach(), weights[i])
+        assert torch.equal(params[f"layers.{i}.bias"].detach(), biases[i])
     x = torch.randn(9, 4, generator=gen(4), dtype=torch.float64)
     y = torch.randn(9, 2, generator=gen(5), dtype=torch.float64)
     mults = EXPECTED_MULTS[parametrization]

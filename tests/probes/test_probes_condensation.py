@@ -65,10 +65,10 @@ def test_cosine_matrix_matches_direct_computation_and_zero_rows():
     u[3] = 0.0
     D = cosine_matrix(u)
     for k in range(5):
-        for l in range(5):
-            nk, nl = np.linalg.norm(u[k]), np.linalg.norm(u[l])
-            want = 0.0 if nk == 0 or nl == 0 else u[k] @ u[l] / (nk * nl)
-            assert D[k, l] == pytest.approx(want, abs=1e-12)
+        for j in range(5):
+            nk, nl = np.linalg.norm(u[k]), np.linalg.norm(u[j])
+            want = 0.0 if nk == 0 or nl == 0 else u[k] @ u[j] / (nk * nl)
+            assert D[k, j] == pytest.approx(want, abs=1e-12)
 
 
 def test_neuron_vectors_append_bias():

@@ -35,9 +35,9 @@ def _rms(t: torch.Tensor) -> float:
 def _manual_preacts(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """h_l = mult_l (x W_l^T) + b_l; the last: output_scale * h_{L+1} = model(x)."""
     out, h = [], x
-    for l, (layer, mult) in enumerate(zip(model.layers, model.multipliers)):
+    for i, (layer, mult) in enumerate(zip(model.layers, model.multipliers)):
         z = mult * (h @ layer.weight.T) + layer.bias
-        out.append(z if l < len(model.layers) - 1 else model.output_scale * z)
+        out.append(z if i < len(model.layers) - 1 else model.output_scale * z)
         h = torch.tanh(z)
     return [v.detach() for v in out]
 
@@ -53,7 +53,7 @@ def test_coord_on_the_mlp_is_the_rms_of_each_layer():
     expected = [_rms(h) for h in _manual_preacts(model, task.x_train)]
     assert sorted(out) == ["rms", "rms_0", "rms_1", "rms_2"]
     assert out["rms"] == pytest.approx(expected, rel=1e-5)
-    assert [out[f"rms_{l}"] for l in range(3)] == pytest.approx(expected, rel=1e-5)
+    assert [out[f"rms_{i}"] for i in range(3)] == pytest.approx(expected, rel=1e-5)
     with torch.no_grad():
         assert out["rms_2"] == pytest.approx(_rms(model(task.x_train)), rel=1e-6)
     test = run_probe("coord", model, task, split="test")

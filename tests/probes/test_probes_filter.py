@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from phenolab.probes import gaussian_filter_split, run_probe
 from phenolab.tasks.base import Task
+
 from fn_model import Fn
 
 

@@ -9,6 +9,7 @@ from torch import nn
 
 from phenolab.probes import local_maxima, relative_spectral_error, run_probe, spectrum_peaks
 from phenolab.tasks.base import Task
+
 from fn_model import Fn
 
 N = 64

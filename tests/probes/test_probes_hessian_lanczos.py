@@ -22,7 +22,6 @@ from phenolab.probes.lanczos import (
     slq_nodes,
 )
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -128,6 +128,7 @@ def test_wide_erf_user_module_converges_to_analytic_ntk():
     x = _circle()
     reference, _ = analytic_ntk(x, depth=1, activation="erf", weight_var=1.0, bias_var=1.0)
     widths = [256, 1024, 4096]
-    errors = [_mean_error(lambda w, s: _ErfNet(w, torch.Generator().manual_seed(s)), x, reference, w, 8) for w in widths]
+    errors = [_mean_error(lambda w, s: _ErfNet(w, torch.Generator().manual_seed(s)), x, reference, w, 8)
+              for w in widths]
     assert errors[-1] < 0.08
     assert -0.7 <= _slope(widths, errors) <= -0.3, errors

@@ -2,10 +2,11 @@
 
 import numpy as np
 import torch
-from fn_model import Fn
 
 from phenolab.probes import run_probe
 from phenolab.tasks.base import Task
+
+from fn_model import Fn
 
 
 def test_outputs_are_sorted_by_x_and_match_the_model():

@@ -40,7 +40,8 @@ def test_theta_is_named_parameters_in_order_and_round_trips():
     expected = np.concatenate([p.detach().numpy().ravel() for _, p in model.named_parameters()])
     np.testing.assert_array_equal(theta, expected)
     assert theta.dtype == np.float64 and theta.shape == (7 + 7 + 7,)  # w, b, a (no output bias)
-    assert parameter_layout(model) == [("layers.0.weight", (7, 1)), ("layers.0.bias", (7,)), ("layers.1.weight", (1, 7))]
+    assert parameter_layout(model) == [("layers.0.weight", (7, 1)), ("layers.0.bias", (7,)),
+                                       ("layers.1.weight", (1, 7))]
     back = unflatten_parameters(model, theta)
     for name, p in model.named_parameters():
         torch.testing.assert_close(back[name], p.detach())
@@ -108,7 +109,8 @@ def test_loss_and_gradient_against_finite_differences_and_assign_round_trip():
     for i in range(len(theta)):
         step = np.zeros_like(theta)
         step[i] = h
-        fd = (loss_and_gradient(model, x, y, theta + step)[0] - loss_and_gradient(model, x, y, theta - step)[0]) / (2 * h)
+        fd = (loss_and_gradient(model, x, y, theta + step)[0]
+              - loss_and_gradient(model, x, y, theta - step)[0]) / (2 * h)
         assert grad[i] == pytest.approx(fd, abs=1e-8)
     assert np.array_equal(flat_parameters(model), theta)  # evaluating elsewhere leaves the model alone
     assign_parameters(model, theta + 1.0)

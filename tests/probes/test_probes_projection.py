@@ -8,6 +8,7 @@ import torch
 
 from phenolab.probes import first_principal_component, run_probe
 from phenolab.tasks.base import Task
+
 from fn_model import Fn
 
 P = np.array([0.6, 0.8])

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from fake_store import write_fake_sweep
 
 from phenolab.store import Store
+
+from fake_store import write_fake_sweep
 
 
 @pytest.fixture

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_store import SWEEP_ID, train_config, write_fake_sweep
 
 from phenolab.export import ExportError, check_format, export, select
 from phenolab.store import Store, StoreError
+
+from fake_store import SWEEP_ID, train_config, write_fake_sweep
 
 
 def snapshot(root: Path) -> dict[str, bytes]:
@@ -71,7 +72,8 @@ def test_tables_round_trip_through_pandas_with_the_store_values(fake_sweep, tmp_
         expected = pd.concat([st.metrics(r).assign(run_id=r) for r in dict.fromkeys(runs["run_id"])])
         assert len(metrics) == len(expected) and list(metrics.columns) == ["run_id", "step", "name", "value"]
         got = metrics.sort_values(["run_id", "name", "step"]).reset_index(drop=True)
-        want = expected[["run_id", "step", "name", "value"]].sort_values(["run_id", "name", "step"]).reset_index(drop=True)
+        want = (expected[["run_id", "step", "name", "value"]].sort_values(["run_id", "name", "step"])
+                .reset_index(drop=True))
         assert list(got["run_id"]) == list(want["run_id"]) and list(got["step"]) == list(want["step"])
         assert list(got["name"]) == list(want["name"])
         assert all(same(a, b) for a, b in zip(got["value"], want["value"]))

@@ -37,7 +37,8 @@ def _refused(path: Path, *, readonly: bool = False) -> str:
     ],
     ids=["random-bytes", "text", "sqlite-header-then-garbage", "tiny"],
 )
-def test_non_database_files_are_refused_untouched(tmp_path: Path, content: bytes, expected: str, readonly: bool) -> None:
+def test_non_database_files_are_refused_untouched(tmp_path: Path, content: bytes, expected: str,
+                                                  readonly: bool) -> None:
     path = tmp_path / "store.sqlite"
     path.write_bytes(content)
     before = _snapshot(tmp_path)

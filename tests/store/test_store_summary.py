@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_store import SWEEP_ID
 
 from phenolab.store import Store, StoreError, load_runs, load_summary
 from phenolab.store.schema import SCHEMA_VERSION
 from phenolab.store.summary import SUMMARY_TABLES, flatten_config
+
+from fake_store import SWEEP_ID
 
 # The tables of schema 1, as phenolab wrote them before the summary tables existed (frozen copy).
 V1_DDL = (

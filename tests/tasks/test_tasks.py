@@ -3,8 +3,7 @@ import math
 import pytest
 import torch
 
-from phenolab.config import ConfigError, validate
-from phenolab.config import RunSpec
+from phenolab.config import ConfigError, RunSpec, validate
 from phenolab.tasks import make_task
 
 

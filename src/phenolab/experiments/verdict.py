@@ -54,7 +54,8 @@ class Verdict:
             return "no checks were evaluated"
         if not failed:
             return "all checks passed"
-        return "failed: " + "; ".join(f"{c.name} = {_fmt(c.measured)} (need {c.op} {_fmt(c.threshold)})" for c in failed)
+        return "failed: " + "; ".join(f"{c.name} = {_fmt(c.measured)} (need {c.op} {_fmt(c.threshold)})"
+                                      for c in failed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "passed": self.passed, "reason": self.reason,

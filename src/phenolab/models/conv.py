@@ -74,6 +74,9 @@ class Conv1dSumPool(nn.Module):
 class InputSubset(nn.Module):
     """module(x[:, indices]): `module` wired only to the inputs listed in ``indices``."""
 
+    indices: Tensor  # a buffer
+    module: nn.Module
+
     def __init__(self, module: nn.Module, indices: Sequence[int]) -> None:
         super().__init__()
         if not len(indices):

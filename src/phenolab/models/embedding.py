@@ -44,7 +44,8 @@ import torch
 from torch import Tensor
 
 from phenolab.config import MLPSpec
-from phenolab.models.mlp import MLP, build_mlp as build_model
+from phenolab.models.mlp import MLP
+from phenolab.models.mlp import build_mlp as build_model
 from phenolab.models.parametrization import BIAS_MULTIPLIER
 
 __all__ = [

@@ -20,11 +20,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils import skip_init
 
-from phenolab.config import ConfigError, MLPSpec, Problem
 from phenolab.activations import get_activation
+from phenolab.config import ConfigError, MLPSpec, Problem
 from phenolab.models.chain import Affine, Elementwise, Op, Scale
 from phenolab.models.hooks import HookPoint, fire
-from phenolab.models.registry import register_model
 from phenolab.models.parametrization import (
     BIAS_MULTIPLIER,
     OptimizerName,
@@ -33,6 +32,7 @@ from phenolab.models.parametrization import (
     layer_stds,
     lr_scales,
 )
+from phenolab.models.registry import register_model
 
 
 class MLP(nn.Module):
@@ -53,11 +53,12 @@ class MLP(nn.Module):
         widths = [input_dim, *spec.hidden_widths, output_dim]
         biases = [spec.bias] * len(spec.hidden_widths) + [spec.bias if spec.output_bias is None else spec.output_bias]
         # skip_init: allocate without nn.Linear's default init, which would draw from the global RNG
-        self.layers = nn.ModuleList(
+        # typed as the list of its nn.Linear layers (an nn.ModuleList is a Module to mypy)
+        self.layers: list[nn.Linear] = nn.ModuleList(  # type: ignore[assignment]
             skip_init(nn.Linear, n_in, n_out, bias=bias, dtype=dtype)
             for n_in, n_out, bias in zip(widths[:-1], widths[1:], biases)
         )
-        self.hidden = nn.ModuleList(_Sites() for _ in spec.hidden_widths)
+        self.hidden: list[_Sites] = nn.ModuleList(_Sites() for _ in spec.hidden_widths)  # type: ignore[assignment]
         self.sigma = get_activation(spec.activation, spec.activation_param)
         self.multipliers = layer_multipliers(spec, input_dim)
         self.output_scale = float(spec.output_scale)
@@ -67,10 +68,10 @@ class MLP(nn.Module):
         self.reference: nn.Module | None = None
         if spec.centered:
             self.reference = nn.Module()
-            for l, layer in enumerate(self.layers):
-                self.reference.register_buffer(f"weight_{l}", layer.weight.detach().clone())
+            for i, layer in enumerate(self.layers):
+                self.reference.register_buffer(f"weight_{i}", layer.weight.detach().clone())
                 if layer.bias is not None:
-                    self.reference.register_buffer(f"bias_{l}", layer.bias.detach().clone())
+                    self.reference.register_buffer(f"bias_{i}", layer.bias.detach().clone())
 
     @torch.no_grad()
     def _init_weights(self, generator: torch.Generator) -> None:
@@ -112,19 +113,19 @@ class MLP(nn.Module):
         ref = self.reference
         if ref is None:
             raise ValueError("initial_parameters: this network is not centred (model.centered=false)")
-        return [(getattr(ref, f"weight_{l}"), getattr(ref, f"bias_{l}", None)) for l in range(len(self.layers))]
+        return [(getattr(ref, f"weight_{i}"), getattr(ref, f"bias_{i}", None)) for i in range(len(self.layers))]
 
     def _output(self, x: Tensor, params: list[tuple[Tensor, Tensor | None]], sites: bool = False) -> Tensor:
         """output_scale * h_{L+1} of the uncentred net with the given (weight, bias) per layer;
         with `sites`, the activations pass the hook points ``hidden.{l}.hook_pre/hook_post``."""
         *hidden, out = params
-        for l, ((weight, bias), mult) in enumerate(zip(hidden, self.multipliers)):
+        for i, ((weight, bias), mult) in enumerate(zip(hidden, self.multipliers)):
             z = _affine_with(weight, bias, mult, x)
             if sites:
-                z = fire(self.hidden[l].hook_pre, z)
+                z = fire(self.hidden[i].hook_pre, z)
             x = self.sigma(z)
             if sites:
-                x = fire(self.hidden[l].hook_post, x)
+                x = fire(self.hidden[i].hook_post, x)
         return self.output_scale * _affine_with(*out, self.multipliers[-1], x)
 
     def preactivations(self, x: Tensor) -> list[Tensor]:
@@ -162,10 +163,10 @@ class MLP(nn.Module):
         muP's per-layer factors, 1 for the other parametrizations."""
         scales = lr_scales(self.spec, self.layers[0].in_features, optimizer)
         out: dict[str, float] = {}
-        for l, (layer, (w_scale, b_scale)) in enumerate(zip(self.layers, scales)):
-            out[f"layers.{l}.weight"] = w_scale
+        for i, (layer, (w_scale, b_scale)) in enumerate(zip(self.layers, scales)):
+            out[f"layers.{i}.weight"] = w_scale
             if layer.bias is not None:
-                out[f"layers.{l}.bias"] = b_scale
+                out[f"layers.{i}.bias"] = b_scale
         return out
 
     def param_groups(self, lr: float, optimizer: OptimizerName) -> list[dict[str, Any]]:
@@ -187,7 +188,8 @@ class MLP(nn.Module):
         A centred net (``model.centered``) outputs that minus its value at the initial parameters.
         """
         if len(self.layers) != 2:
-            raise ValueError(f"neurons() needs a two-layer net (depth 1), this one has {len(self.layers) - 1} hidden layers")
+            raise ValueError(f"neurons() needs a two-layer net (depth 1), this one has {len(self.layers) - 1} "
+                             "hidden layers")
         hidden, out = self.layers
         w = self.multipliers[0] * hidden.weight.detach()
         b = BIAS_MULTIPLIER * hidden.bias.detach() if hidden.bias is not None else None
@@ -234,7 +236,8 @@ def _normal(shape: torch.Size, std: float, generator: torch.Generator) -> Tensor
 def _check_antisymmetric(spec: MLPSpec) -> None:
     widths = spec.hidden_widths
     if len(widths) != 1:
-        raise ConfigError([Problem("model.init.antisymmetric", f"needs a two-layer net (depth 1), got hidden widths {widths}")])
+        raise ConfigError([Problem("model.init.antisymmetric",
+                                   f"needs a two-layer net (depth 1), got hidden widths {widths}")])
     if widths[0] % 2:
         raise ConfigError([Problem("model.init.antisymmetric", f"needs an even width, got model.width={widths[0]}")])
 

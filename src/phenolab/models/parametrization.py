@@ -130,8 +130,8 @@ def lr_scales(spec: MLPSpec, input_dim: int, optimizer: OptimizerName) -> list[t
         return [(1.0, 1.0)] * n_layers
     r = width_ratios(spec)
     if optimizer == "adam":
-        return [(1.0, 1.0)] + [(1.0 / r[l - 1], 1.0) for l in range(1, n_layers - 1)] + [(1.0, 1.0)]
-    return [(r[0], r[0])] + [(r[l] / r[l - 1], r[l]) for l in range(1, n_layers - 1)] + [(r[-1], 1.0)]
+        return [(1.0, 1.0)] + [(1.0 / r[i - 1], 1.0) for i in range(1, n_layers - 1)] + [(1.0, 1.0)]
+    return [(r[0], r[0])] + [(r[i] / r[i - 1], r[i]) for i in range(1, n_layers - 1)] + [(r[-1], 1.0)]
 
 
 def _per_layer(value: float | list[float], n_layers: int) -> list[float]:

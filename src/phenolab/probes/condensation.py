@@ -156,7 +156,7 @@ def condensed_directions(
     if total <= 0:
         return 0
     order = np.argsort(-mass_k, kind="stable")
-    clusters = greedy_clusters(cosine_matrix(rows), threshold, signed, order)
+    clusters = greedy_clusters(cosine_matrix(rows), threshold, signed, order)  # type: ignore[arg-type]
     mass = np.sort([mass_k[c].sum() for c in clusters])[::-1]
     # the relative slack keeps share=1 reachable despite rounding in the cumulative sum
     needed = int(np.searchsorted(np.cumsum(mass), share * total * (1 - 1e-12))) + 1
@@ -272,7 +272,7 @@ def condensation_probe(
         out["rd_w"] = relative_distance(_flat(w, b), _flat(w0, b0))
     if two_layer:
         a0 = None if reference is None else two_layer_neurons(model, reference)[2]
-        out["rd_a"] = math.nan if a0 is None else relative_distance(a, a0)
+        out["rd_a"] = math.nan if a0 is None else relative_distance(a, a0)  # type: ignore[arg-type]
     out["n_directions"] = float(condensed_directions(u, amplitude, threshold, share))
     out["big_clusters"] = float(big_clusters(D, min_cluster, cluster_threshold))
     out["singletons"] = float(sum(len(c) == 1 for c in greedy_clusters(D, cluster_threshold)))

@@ -21,7 +21,7 @@ Probes: ``coord`` (``rms_0..rms_L`` and the array ``rms``) and ``coord_change``
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -44,7 +44,7 @@ class _Preactivations(nn.Module):
         self.model = model
 
     def forward(self, x: Tensor) -> tuple[Tensor, ...]:
-        return tuple(self.model.preactivations(x))
+        return tuple(cast(Any, self.model).preactivations(x))
 
 
 def layer_values(model: nn.Module, x: Tensor, params: dict[str, Tensor] | None = None) -> list[Tensor]:
@@ -63,7 +63,7 @@ def layer_values(model: nn.Module, x: Tensor, params: dict[str, Tensor] | None =
 
 def _own_preactivations(model: nn.Module, x: Tensor, params: dict[str, Tensor] | None) -> list[Tensor]:
     if params is None:
-        return [h.detach() for h in model.preactivations(x)]
+        return [h.detach() for h in cast(Any, model).preactivations(x)]
     wrapper = _Preactivations(model)
     return [h.detach() for h in functional_call(wrapper, {f"model.{k}": v for k, v in params.items()}, (x,))]
 
@@ -100,7 +100,7 @@ def _inputs(task: Task, split: Split) -> Tensor:
 
 
 def _named(prefix: str, values: list[float]) -> ProbeResult:
-    out: ProbeResult = {f"{prefix}_{l}": v for l, v in enumerate(values)}
+    out: ProbeResult = {f"{prefix}_{i}": v for i, v in enumerate(values)}
     out[prefix] = np.asarray(values, dtype=np.float64)
     return out
 

@@ -143,7 +143,7 @@ def filter_probe(
         raise ValueError("give either deltas or scales, not both")
     how, values = ("scale", scales) if scales is not None else ("delta", deltas or DEFAULT_DELTAS)
     h = predict(model, task.x_train, batch_size)
-    h = as_2d(torch.softmax(h.double().reshape(len(h), -1), dim=1) if softmax else h)
+    h = as_2d(torch.softmax(h.double().reshape(len(h), -1), dim=1) if softmax else h)  # type: ignore[assignment]
     y = target_matrix(task.y_train, h.shape[1])
     if h.shape != y.shape:
         raise ValueError(f"model outputs {h.shape} do not match the targets {y.shape}")

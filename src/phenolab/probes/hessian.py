@@ -34,7 +34,7 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from phenolab.config import OBJECTIVE_KINDS, ConfigError
-from phenolab.objectives import cross_entropy, make_objective, mse
+from phenolab.objectives import cross_entropy, make_objective, mse  # noqa: F401  (mse, cross_entropy: re-exported)
 from phenolab.probes.lanczos import Matvec, hutchinson_trace, lanczos, slq_density
 from phenolab.probes.registry import ProbeResult, register_probe
 from phenolab.tasks.base import Task
@@ -125,7 +125,7 @@ def _double_backward(grads: list[Tensor | None], leaves: list[Tensor]) -> Matvec
         out = [torch.zeros_like(leaf) for leaf in leaves]
         if linked:
             hv = torch.autograd.grad(
-                [grads[i] for i in linked], leaves, grad_outputs=[chunks[i] for i in linked],
+                [grads[i] for i in linked], leaves, grad_outputs=[chunks[i] for i in linked],  # type: ignore[arg-type]
                 retain_graph=True, allow_unused=True,
             )
             out = [h if h is not None else o for h, o in zip(hv, out)]
@@ -191,7 +191,7 @@ def _basis_products(grads: list[Tensor | None], leaves: list[Tensor], chunk: int
             parts = [c.reshape(stop - start, *s) for c, s in zip(basis.split(sizes, dim=1), shapes)]
             try:
                 hv = torch.autograd.grad(
-                    [grads[i] for i in linked], leaves, grad_outputs=[parts[i] for i in linked],
+                    [grads[i] for i in linked], leaves, grad_outputs=[parts[i] for i in linked],  # type: ignore[arg-type]
                     retain_graph=True, allow_unused=True, is_grads_batched=True,
                 )
             except RuntimeError:  # an operation without a batching rule: one product at a time

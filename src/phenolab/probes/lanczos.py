@@ -281,7 +281,7 @@ def power_iteration(
         if eigenvalue is not None and abs(estimate - eigenvalue) / (abs(eigenvalue) + 1e-6) < tol:
             return estimate, v, {"hvps": t, "converged": True}
         eigenvalue = estimate
-    return float(eigenvalue), v, {"hvps": iters, "converged": False}
+    return float(eigenvalue), v, {"hvps": iters, "converged": False}  # type: ignore[arg-type]  # set by the loop
 
 
 def hutchinson_trace(

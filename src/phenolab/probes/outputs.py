@@ -11,7 +11,7 @@ from phenolab.probes.registry import register_probe
 from phenolab.tasks.base import Task
 
 
-@register_probe("outputs")
+@register_probe("outputs")  # type: ignore[arg-type]
 def outputs(model: nn.Module, task: Task, *, max_points: int = 2000) -> dict[str, np.ndarray]:
     """Arrays ``x`` (n, d), ``y`` (targets) and ``y_pred`` (n, k) on the first `max_points` training
     inputs, sorted by x for 1-D inputs so that they plot as curves."""

@@ -104,12 +104,12 @@ def numerical_rank(matrix_or_singular_values: Tensor | np.ndarray, *, rtol: floa
         s = a.sort(descending=True).values
     else:
         raise ValueError(f"numerical_rank: give a matrix (2-D) or singular values (1-D), got shape {tuple(a.shape)}")
-    s = s.cpu().numpy()
-    tol = rtol * (float(s[0]) if s.size else 0.0)
+    s = s.cpu().numpy()  # type: ignore[assignment]
+    tol = rtol * (float(s[0]) if s.size else 0.0)  # type: ignore[truthy-function]
     rank = int((s > tol).sum())
-    below = float(s[rank]) if rank < s.size else 0.0
+    below = float(s[rank]) if rank < s.size else 0.0  # type: ignore[operator]
     gap = float(s[rank - 1]) / below if rank and below > 0 else math.inf
-    return RankResult(rank=rank, singular_values=s, rtol=float(rtol), tol=tol, gap=gap)
+    return RankResult(rank=rank, singular_values=s, rtol=float(rtol), tol=tol, gap=gap)  # type: ignore[arg-type]
 
 
 def _point(model: nn.Module, params: Mapping[str, Tensor] | np.ndarray | Tensor | None,

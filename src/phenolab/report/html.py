@@ -362,7 +362,8 @@ def _measured_list(checks: Sequence[Mapping[str, Any]]) -> str:
     items = []
     for c in checks:
         passed = c.get("passed")
-        mark = '<span class="ok">✓</span>' if passed is True else '<span class="bad">✗</span>' if passed is False else ""
+        mark = ('<span class="ok">✓</span>' if passed is True
+                else '<span class="bad">✗</span>' if passed is False else "")
         items.append(f"<li>{mark} {_esc(c.get('name', ''))} = {_esc(c.get('measured'))} "
                      f"(need {_esc(c.get('op', ''))} {_esc(c.get('threshold'))})</li>")
     return f'<ul class="measured">{"".join(items)}</ul>' if items else ""

@@ -113,7 +113,8 @@ def classify(conn: sqlite3.Connection, path: Path) -> str:
     try:
         version = int(meta.get("schema_version", ""))
     except ValueError:
-        raise StoreError(f"{path}: phenolab store with an unreadable schema version {meta.get('schema_version')!r}") from None
+        raise StoreError(f"{path}: phenolab store with an unreadable schema version "
+                         f"{meta.get('schema_version')!r}") from None
     if version > SCHEMA_VERSION:
         raise StoreError(
             f"{path} is a phenolab store of schema version {version}, newer than this phenolab "

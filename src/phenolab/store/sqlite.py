@@ -77,7 +77,8 @@ def inspect_file(path: Path) -> str:
     except OSError as exc:
         raise StoreError(f"cannot read {path}: {exc.strerror}") from None
     if len(header) < 100 or not header.startswith(SQLITE_HEADER):
-        raise StoreError(f"{path} is not a SQLite database (no SQLite header), so not a phenolab store; not touching it")
+        raise StoreError(f"{path} is not a SQLite database (no SQLite header), so not a phenolab store; "
+                         "not touching it")
     try:
         conn = sqlite3.connect(_uri(path, immutable=not _wal_path(path).exists()), uri=True, timeout=BUSY_TIMEOUT_S)
     except sqlite3.Error as exc:
@@ -112,7 +113,8 @@ def check_writable(path: Path, exists: bool) -> None:
         hint = "; open it with readonly=True to read it" if exists else ""
         raise StoreError(f"cannot write the store {path}: directory {path.parent} is not writable{hint}")
     if exists and not os.access(path, os.W_OK):
-        raise StoreError(f"cannot write the store {path}: the file is not writable; open it with readonly=True to read it")
+        raise StoreError(f"cannot write the store {path}: the file is not writable; "
+                         "open it with readonly=True to read it")
 
 
 def _configure(conn: sqlite3.Connection) -> None:

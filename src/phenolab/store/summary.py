@@ -260,7 +260,7 @@ def where_terms(where: Mapping[str, Any] | Iterable[Any] | None) -> list[tuple[s
         if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) and item[0]:
             key, value = item
         else:
-            key, value = parse_where(item)
+            key, value = parse_where(item)  # type: ignore[arg-type]
         if isinstance(value, Mapping):
             raise ValueError(f"{key}: compare one field at a time (e.g. {key}.x=1), not a dict")
         terms.append((key, value))

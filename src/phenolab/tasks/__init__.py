@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable, cast
 
 import torch
 
@@ -29,9 +29,10 @@ TASK_BUILDERS: dict[str, Callable[..., Task]] = {
 
 def make_task(spec: DataSpec, seed: int, dtype: torch.dtype = torch.float32) -> Task:
     """The task of `spec`; its randomness comes from a generator seeded by spec.seed, else `seed`."""
-    generator = torch.Generator().manual_seed(spec.seed if spec.seed is not None else seed)
+    own_seed = cast(Any, spec).seed  # every data kind has one (a KindSpec to mypy)
+    generator = torch.Generator().manual_seed(own_seed if own_seed is not None else seed)
     return TASK_BUILDERS[spec.kind](spec, generator, dtype)
 
 
-__all__ = ["Task", "make_task", "TASK_BUILDERS", "sines", "expression", "teacher", "ridge", "digits", "coordinate_sines", "product",
-           "gaussian_mixture", "linear_teacher", "quadratic_teacher"]
+__all__ = ["Task", "make_task", "TASK_BUILDERS", "sines", "expression", "teacher", "ridge", "digits",
+           "coordinate_sines", "product", "gaussian_mixture", "linear_teacher", "quadratic_teacher"]

@@ -40,7 +40,8 @@ def expression(spec: ExpressionData, generator: torch.Generator, dtype: torch.dt
     for x in (task.x_train, task.x_test):
         if x is not None and not torch.isfinite(target(x)).all():
             low, high = float(x.min()), float(x.max())
-            raise ConfigError([Problem("data.expr", f"not finite everywhere on [{low:g}, {high:g}], got {spec.expr!r}")])
+            raise ConfigError([Problem("data.expr",
+                                       f"not finite everywhere on [{low:g}, {high:g}], got {spec.expr!r}")])
     return task
 
 

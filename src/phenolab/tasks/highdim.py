@@ -13,7 +13,6 @@ from phenolab.config import CoordinateSinesData, RidgeData, TeacherData
 from phenolab.tasks.base import Task
 
 
-
 def teacher(spec: TeacherData, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Task:
     """y = sum_k a_k sigma(w_k . x), w_k ~ N(0, I/d), a_k ~ N(0, 1/width), x ~ U([-1, 1]^d)."""
     d, width = spec.input_dim, spec.width

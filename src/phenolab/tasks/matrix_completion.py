@@ -261,13 +261,14 @@ def min_nuclear_norm_completion(target: np.ndarray, mask: np.ndarray, *, tol: fl
         try:
             chol = np.linalg.cholesky(schur)
 
-            def solve(r: np.ndarray) -> np.ndarray:
-                return np.linalg.solve(chol.T, np.linalg.solve(chol, r))
+            def solve(r: np.ndarray, m: np.ndarray = chol) -> np.ndarray:
+                return np.linalg.solve(m.T, np.linalg.solve(m, r))
         except np.linalg.LinAlgError:  # positive definite in exact arithmetic; ill-conditioned near the end
-            def solve(r: np.ndarray) -> np.ndarray:
-                return np.linalg.lstsq(schur, r, rcond=None)[0]
+            def solve(r: np.ndarray, m: np.ndarray = schur) -> np.ndarray:
+                return np.linalg.lstsq(m, r, rcond=None)[0]
 
-        def direction(rc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def direction(rc: np.ndarray, g: np.ndarray = g, p: np.ndarray = p,
+                      rd: np.ndarray = rd) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             # Newton step for A(P) = b, A*(y) + S = C, P S = rc (linearized, HKM symmetrization)
             dy = solve(b - a_op(rc @ g) + a_op(p @ rd @ g))
             ds = rd - a_adj(dy)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from typing import Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import Tensor
@@ -47,7 +47,7 @@ FUNCTIONS: dict[str, Callable[..., Tensor]] = {
 }
 CONSTANTS = {"pi": math.pi, "e": math.e}
 
-_BINARY = {
+_BINARY: dict[type, Callable[[Any, Any], Any]] = {
     ast.Add: operator.add,
     ast.Sub: operator.sub,
     ast.Mult: operator.mul,
@@ -56,7 +56,7 @@ _BINARY = {
     ast.Mod: operator.mod,
     ast.Pow: operator.pow,
 }
-_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos}
+_UNARY: dict[type, Callable[[Any], Any]] = {ast.USub: operator.neg, ast.UAdd: operator.pos}
 _COMPARE = {
     ast.Lt: torch.lt,
     ast.LtE: torch.le,
@@ -147,7 +147,7 @@ def _check(node: ast.AST) -> None:
 def _eval(node: ast.AST, x: Tensor) -> Tensor:
     """Value of an already checked node, as a tensor of x's dtype."""
     if isinstance(node, ast.Constant):
-        return torch.tensor(float(node.value), dtype=x.dtype)
+        return torch.tensor(float(cast(float, node.value)), dtype=x.dtype)
     if isinstance(node, ast.Name):
         return x if node.id == "x" else torch.tensor(CONSTANTS[node.id], dtype=x.dtype)
     if isinstance(node, ast.BinOp):
@@ -163,6 +163,7 @@ def _eval(node: ast.AST, x: Tensor) -> Tensor:
             step = _COMPARE[type(op)](left, right)
             result = step if result is None else result & step
             left = right
+        assert result is not None  # a comparison has at least one operator
         return result.to(x.dtype)
     assert isinstance(node, ast.Call)
-    return FUNCTIONS[node.func.id](*(_eval(arg, x) for arg in node.args))
+    return FUNCTIONS[cast(ast.Name, node.func).id](*(_eval(arg, x) for arg in node.args))

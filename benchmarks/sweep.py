@@ -43,10 +43,10 @@ import time
 from pathlib import Path
 
 from phenolab.config import ConfigError, parse_overrides
+from phenolab.execution.executors import Executor, make_executor
 from phenolab.experiments.runner import prepare
 from phenolab.store import Store
 from phenolab.sweep import sweep_from_cli
-from phenolab.execution.executors import Executor, make_executor
 from phenolab.sweep.run import run_sweep
 from phenolab.threads import set_threads
 

@@ -48,8 +48,8 @@ def run(name: str, *, preset: str = "quick", overrides: Mapping[str, Any] | None
     default 3), or an executor object of `phenolab.execution.executors` (then left open for reuse)."""
     from phenolab.config import ConfigError
     from phenolab.execution import run_experiment
-    from phenolab.store import Store
     from phenolab.execution.executors import make_executor
+    from phenolab.store import Store
 
     owned = isinstance(executor, str)
     if not owned and (jobs is not None or attempts is not None):

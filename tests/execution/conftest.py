@@ -3,8 +3,8 @@
 import pytest
 from tiny_sweeps import tiny_sweep
 
-from phenolab.store import Store
 from phenolab.execution.executors import InlineExecutor
+from phenolab.store import Store
 from phenolab.sweep.run import run_sweep
 
 

@@ -12,14 +12,22 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from tiny_sweeps import assert_same_runs, processes, tiny_sweep, train_runs
 
 from phenolab.config import ConfigError
-from phenolab.store import Store
-from phenolab.execution.executors import (Executor, InlineExecutor, Job, JobFailed, LocalExecutor, executor_names,
-                                      make_executor, register_executor)
-from phenolab.sweep.run import run_sweep
+from phenolab.execution.executors import (
+    Executor,
+    InlineExecutor,
+    Job,
+    JobFailed,
+    LocalExecutor,
+    executor_names,
+    make_executor,
+    register_executor,
+)
 from phenolab.execution.jobs import TEST_KILL_ENV
-from tiny_sweeps import assert_same_runs, processes, tiny_sweep, train_runs
+from phenolab.store import Store
+from phenolab.sweep.run import run_sweep
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

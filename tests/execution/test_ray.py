@@ -37,11 +37,12 @@ os.environ.update(AUTH_ENV)  # before Ray is imported: it reads RAY_AUTH_MODE in
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'phenolab[ray]')")
 
-from phenolab.store import Store  # noqa: E402
-from phenolab.execution.executors import Job, JobFailed, make_executor  # noqa: E402
-from phenolab.sweep.run import run_sweep  # noqa: E402
-from phenolab.execution.jobs import TEST_KILL_ENV  # noqa: E402
 from tiny_sweeps import assert_same_runs, processes, tiny_sweep, train_runs  # noqa: E402
+
+from phenolab.execution.executors import Job, JobFailed, make_executor  # noqa: E402
+from phenolab.execution.jobs import TEST_KILL_ENV  # noqa: E402
+from phenolab.store import Store  # noqa: E402
+from phenolab.sweep.run import run_sweep  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("one_thread")]
 
@@ -124,8 +125,8 @@ def test_a_raising_job_is_not_retried_and_is_re_raised(shared_ray):
 
 
 def test_address_is_checked_and_the_extra_is_named_when_ray_is_missing(monkeypatch):
-    from phenolab.config import ConfigError
     import phenolab.execution.executors as executors
+    from phenolab.config import ConfigError
 
     with pytest.raises(ConfigError, match="address: auto, HOST:PORT"):
         make_executor("ray", address="not an address")

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from phenolab.config import ConfigError, RunSpec, Spec, config_hash, parse_overrides, validate
+from phenolab.execution.orchestrator import open_parent, run_experiment
 from phenolab.experiments import catalog_table, experiments, get_experiment
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.catalog import readme_block
 from phenolab.experiments.runner import Outcome, Prepared, finish, judge, prepare
-from phenolab.execution.orchestrator import open_parent, run_experiment
 from phenolab.store import Store
 
 NAMES = [e.name for e in experiments()]

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from phenolab.config import ConfigError
+from phenolab.execution.orchestrator import run_experiment
 from phenolab.experiments import embedding_principle as ep  # importing registers the experiment
 from phenolab.experiments.base import get_experiment
-from phenolab.execution.orchestrator import run_experiment
 from phenolab.probes.parameters import loss_and_gradient
 from phenolab.store import Store
 from phenolab.train.numpy_gd import tanh_two_layer_loss_grad

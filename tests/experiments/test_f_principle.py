@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from phenolab.experiments import get_experiment
 from phenolab.execution import run_experiment
+from phenolab.experiments import get_experiment
 from phenolab.store import Store
 
 

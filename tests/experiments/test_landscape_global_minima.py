@@ -3,8 +3,8 @@
 import pytest
 
 from phenolab.config import ConfigError
-from phenolab.experiments import get_experiment
 from phenolab.execution import run_experiment
+from phenolab.experiments import get_experiment
 from phenolab.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_thread")

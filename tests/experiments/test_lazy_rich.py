@@ -13,10 +13,10 @@ import torch
 import phenolab.experiments.lazy_rich as lr  # registers the experiment
 from phenolab.config import ConfigError
 from phenolab.execution import run_experiment
-from phenolab.train.engines import build_run as build
 from phenolab.probes.registry import run_probe
 from phenolab.store import Store
 from phenolab.train import train
+from phenolab.train.engines import build_run as build
 from phenolab.train.ensemble import ensemble_key
 
 pytestmark = pytest.mark.usefixtures("one_thread")

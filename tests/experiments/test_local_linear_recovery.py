@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from phenolab.config import ConfigError
-from phenolab.experiments import get_experiment
 from phenolab.execution import run_experiment
+from phenolab.experiments import get_experiment
 from phenolab.experiments import local_linear_recovery as llr
 from phenolab.store import Store
 

@@ -14,9 +14,9 @@ import torch
 import phenolab.experiments.loss_spike as ls  # registers the experiment
 from phenolab.config import ConfigError
 from phenolab.execution import run_experiment
-from phenolab.train.engines import build_run as build
 from phenolab.probes.parameters import flat_parameters, unflatten_parameters
 from phenolab.store import Store
+from phenolab.train.engines import build_run as build
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small kernels: two threads crawl on a busy machine
 

@@ -4,8 +4,8 @@ import pytest
 
 import phenolab.experiments.matrix_completion  # noqa: F401  (registers the experiment)
 from phenolab.config import ConfigError
-from phenolab.experiments import get_experiment
 from phenolab.execution.orchestrator import run_experiment
+from phenolab.experiments import get_experiment
 from phenolab.store import Store
 
 pytestmark = pytest.mark.usefixtures("one_thread")

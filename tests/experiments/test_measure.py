@@ -78,8 +78,8 @@ def test_ctrl_c_marks_the_run_interrupted_and_propagates(tmp_path):
 
 def test_a_local_pool_measures_the_same_numbers_as_this_process(tmp_path):
     """Computations go to the executor's workers (`run_calls`); results equal the inline ones."""
-    from phenolab.experiments.recovery import recovery_trials
     from phenolab.execution.executors import make_executor
+    from phenolab.experiments.recovery import recovery_trials
 
     params = dict(d=2, width=2, activation="tanh", a_star=1.0, w_norm=1.0, teacher_seed=0, seeds=[0, 1],
                   lr=0.2, n_test=50, sigma0=0.1, sizes=[2, 3], steps=20)

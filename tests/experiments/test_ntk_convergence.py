@@ -2,8 +2,8 @@
 
 import pytest
 
-from phenolab.experiments import get_experiment
 from phenolab.execution import run_experiment
+from phenolab.experiments import get_experiment
 from phenolab.store import Store
 
 

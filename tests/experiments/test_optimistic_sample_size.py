@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from phenolab.config import ConfigError
-from phenolab.experiments import get_experiment
 from phenolab.execution import run_experiment
+from phenolab.experiments import get_experiment
 from phenolab.experiments import optimistic_sample_size as oss
 from phenolab.store import Store
 from phenolab.train.batched import gradient_descent, pad_samples

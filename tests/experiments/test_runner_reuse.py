@@ -10,12 +10,12 @@ import pytest
 
 from phenolab import versioning
 from phenolab.config import ExperimentSpec
-from phenolab.experiments import base
 from phenolab.execution import run_experiment
-from phenolab.experiments.base import Computation, Experiment, get_experiment, no_training
-from phenolab.experiments.runner import Prepared, finish, reuse
 from phenolab.execution.measure import measure_items
 from phenolab.execution.orchestrator import open_parent
+from phenolab.experiments import base
+from phenolab.experiments.base import Computation, Experiment, get_experiment, no_training
+from phenolab.experiments.runner import Prepared, finish, reuse
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.store import Store
 from phenolab.sweep import sweep_from_cli

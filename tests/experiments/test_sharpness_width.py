@@ -11,11 +11,11 @@ from torch.func import functional_call, jacrev
 import phenolab.experiments.sharpness_width as sw  # registers the experiment
 from phenolab.config import MLPSpec
 from phenolab.execution import run_experiment
-from phenolab.train.engines import build_run as build
 from phenolab.models import build_model
 from phenolab.probes.ntk import ntk_probe
 from phenolab.store import Store
 from phenolab.train import generator, train
+from phenolab.train.engines import build_run as build
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small kernels: two threads crawl on a busy machine
 

@@ -8,12 +8,12 @@ import torch
 from torch import nn
 
 from phenolab.config import RunSpec, validate
-from phenolab.train.engines import build_run as build
 from phenolab.probes.ntk import empirical_ntk
 from phenolab.probes.ntk_heldout import kernel_coefficients, kernel_regression
 from phenolab.probes.registry import run_probe
 from phenolab.tasks import make_task
 from phenolab.tasks.base import Task
+from phenolab.train.engines import build_run as build
 
 
 def _committee(n_test: int = 60) -> tuple[Task, nn.Module]:

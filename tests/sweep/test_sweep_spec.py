@@ -6,8 +6,17 @@ import pytest
 
 from phenolab.config import ConfigError, ExperimentSpec, config_hash
 from phenolab.experiments import get_experiment
-from phenolab.sweep import (Axis, SweepSpec, config_paths, expand, group_points, load_sweep, parse_axis,
-                            sweep_from_cli, sweep_id)
+from phenolab.sweep import (
+    Axis,
+    SweepSpec,
+    config_paths,
+    expand,
+    group_points,
+    load_sweep,
+    parse_axis,
+    sweep_from_cli,
+    sweep_id,
+)
 
 EXP = "f-principle"
 

@@ -7,6 +7,7 @@ from typing import Literal
 import numpy as np
 import pytest
 import torch
+from test_ensemble import alone, assert_same, run_spec, task_of  # this folder is on sys.path
 
 from phenolab.config import MODEL_KINDS, ConfigError, KindSpec, RunSpec, TrainSpec, validate
 from phenolab.execution.groups import TrainItem, train_items
@@ -18,8 +19,6 @@ from phenolab.train.engines import engine_of, train_group
 from phenolab.train.ensemble import train_ensemble
 from phenolab.train.recorder import BufferRecorder
 from phenolab.train.schedule import lr_factor
-
-from test_ensemble import alone, assert_same, run_spec, task_of  # this folder is on sys.path
 
 
 def spec_with(**changes) -> RunSpec:

@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_ensemble import PROBES, run_spec, task_of  # this folder is on sys.path
 
 from phenolab.config import MLPSpec, RunSpec, validate
 from phenolab.models import build_model
+from phenolab.objectives import mse
 from phenolab.store import Store
 from phenolab.train import Recorder
 from phenolab.train.ensemble import train_ensemble
 from phenolab.train.fused_relu1d import FusedRelu1d
-from phenolab.objectives import mse
 from phenolab.train.recorder import BufferRecorder
 from phenolab.train.workers import split
-from test_ensemble import PROBES, run_spec, task_of  # this folder is on sys.path
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -16,7 +16,6 @@ from phenolab.tasks import Task, make_task
 from phenolab.train import generator, train
 from phenolab.train.ensemble import train_ensemble
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 

@@ -5,8 +5,13 @@ import math
 import numpy as np
 import pytest
 
-from phenolab.train.numpy_gd import (coefficient_product_gd, linear_gd_limit, product_losses, tanh_two_layer_gd,
-                                     tanh_two_layer_loss_grad)
+from phenolab.train.numpy_gd import (
+    coefficient_product_gd,
+    linear_gd_limit,
+    product_losses,
+    tanh_two_layer_gd,
+    tanh_two_layer_loss_grad,
+)
 
 
 def _tanh_problem(m=4, n=12, seed=0):

@@ -6,8 +6,16 @@ jobs; `jobs` is the worker's side. Imports go one way: this room uses the experi
 trainers and the store; nothing below it imports it.
 """
 
-from phenolab.execution.executors import (Executor, InlineExecutor, Job, JobFailed, LocalExecutor, executor_names,
-                                          make_executor, register_executor)
+from phenolab.execution.executors import (
+                                          Executor,
+                                          InlineExecutor,
+                                          Job,
+                                          JobFailed,
+                                          LocalExecutor,
+                                          executor_names,
+                                          make_executor,
+                                          register_executor,
+)
 from phenolab.execution.orchestrator import run_experiment, run_points
 
 __all__ = ["Executor", "InlineExecutor", "Job", "JobFailed", "LocalExecutor", "executor_names", "make_executor",

@@ -54,12 +54,21 @@ from typing import Any, ClassVar
 
 from phenolab.config import ConfigError, Problem
 from phenolab.errors import error_line
-from phenolab.execution.groups import (GroupDone, ProgressFn, TaskCache, TrainItem, close_runs, fail_group,
-                                       group_label, open_runs, record_group, train_group)
+from phenolab.execution.groups import (
+    GroupDone,
+    ProgressFn,
+    TaskCache,
+    TrainItem,
+    close_runs,
+    fail_group,
+    group_label,
+    open_runs,
+    record_group,
+    train_group,
+)
 from phenolab.execution.jobs import init_worker, run_job, train_group_buffered
 from phenolab.store import Store
 from phenolab.train.recorder import Recorder
-
 
 DEFAULT_ATTEMPTS = 3
 IDLE_S = 30.0

@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 from phenolab import versioning
 from phenolab.config import RunSpec, config_hash
+from phenolab.errors import error_line
+from phenolab.execution.jobs import GroupResult, train_runs
 from phenolab.experiments.base import RunData
 from phenolab.store import Store
 from phenolab.tasks import Task, make_task
-from phenolab.errors import error_line
-from phenolab.execution.jobs import GroupResult, train_runs
 from phenolab.train import Recorder, TrainResult
 from phenolab.train.engines import dtype_of, engine_of
 from phenolab.train.ensemble import ensemble_key

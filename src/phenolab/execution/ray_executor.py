@@ -45,8 +45,20 @@ import ray
 import ray.exceptions
 
 from phenolab.config import ConfigError, Problem
-from phenolab.execution.executors import (DEFAULT_ATTEMPTS, IDLE_S, Executor, Job, JobFailed, OnDone, OnIdle, OnStart,
-                                      _Attempts, _positive, available_cores, register_executor)
+from phenolab.execution.executors import (
+    DEFAULT_ATTEMPTS,
+    IDLE_S,
+    Executor,
+    Job,
+    JobFailed,
+    OnDone,
+    OnIdle,
+    OnStart,
+    _Attempts,
+    _positive,
+    available_cores,
+    register_executor,
+)
 
 _ADDRESS = re.compile(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}")
 _PASSED_ENV = ("PHENOLAB_TEST_KILL_WORKER",)  # test-only fault injection (workers.TEST_KILL_ENV) travels along

@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from phenolab.config import (ConfigError, ExperimentSpec, Problem, RunSpec, Seeds, Spec, config_hash, merge,
-                             validate)
+from phenolab.config import ConfigError, ExperimentSpec, Problem, RunSpec, Seeds, Spec, config_hash, merge, validate
 from phenolab.experiments.verdict import Verdict
 from phenolab.probes.registry import bind_probe_options, probe_names
 from phenolab.store import Store

@@ -43,8 +43,7 @@ import torch
 from pydantic import Field, field_validator
 
 from phenolab.config import InitSpec, MLPSpec, PosFloat, PosInt, Spec
-from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
-                                      register)
+from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, params_from, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.models import build_model

@@ -22,8 +22,7 @@ import numpy as np
 from pydantic import Field
 
 from phenolab.config import PosFloat, PosInt, Spec
-from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
-                                      register)
+from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, params_from, register
 from phenolab.experiments.recovery import BranchParams, branch_starts
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
@@ -133,9 +132,9 @@ def verdict(cfg: LandscapeConfig, s: dict[str, Any]) -> Verdict:
               paper="0, 0, 0.29, 0.25, 0.58, 0.83, 0.96"),
         Check(f"exact fraction at n = d + m = {r} (phenolab: the B1 rank separates)", s["at_rank_exact"], ">=",
               c.at_rank_min_exact, paper="0.29 (GD only, not polished)"),
-        Check(f"e_test(eps) / e_test(eps/2) below separation (min of medians)", lo, ">=", c.scaling_low,
+        Check("e_test(eps) / e_test(eps/2) below separation (min of medians)", lo, ">=", c.scaling_low,
               paper="3-5 (O(eps^2): a nearby non-generalizing minimum)"),
-        Check(f"e_test(eps) / e_test(eps/2) below separation (max of medians)", hi, "<=", c.scaling_high,
+        Check("e_test(eps) / e_test(eps/2) below separation (max of medians)", hi, "<=", c.scaling_high,
               paper="3-5"),
     )
     return Verdict("landscape-global-minima", checks, source=SOURCE, details={

@@ -42,8 +42,7 @@ from pydantic import Field, model_validator
 from torch import nn
 
 from phenolab.config import MLPSpec, PosInt, Spec
-from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
-                                      register)
+from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, params_from, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.models import build_model

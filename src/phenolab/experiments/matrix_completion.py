@@ -37,17 +37,28 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from phenolab.config import PosFloat, PosInt, Spec
-from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
-                                      register)
+from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, params_from, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.rank import completion_linear_stability
 from phenolab.report import plots
-from phenolab.tasks.matrix_completion import (best_rank_k_fit, block_mask, block_nuclear_norm, connectivity,
-                                              first_target_seeds, low_rank_target, min_nuclear_norm_completion,
-                                              min_observed_per_line, missing_entries_mask, nuclear_norm,
-                                              nuclear_norm_ratio, random_mask, relative_error, singular_values,
-                                              star_mask)
+from phenolab.tasks.matrix_completion import (
+    best_rank_k_fit,
+    block_mask,
+    block_nuclear_norm,
+    connectivity,
+    first_target_seeds,
+    low_rank_target,
+    min_nuclear_norm_completion,
+    min_observed_per_line,
+    missing_entries_mask,
+    nuclear_norm,
+    nuclear_norm_ratio,
+    random_mask,
+    relative_error,
+    singular_values,
+    star_mask,
+)
 from phenolab.train.factorization import loss_plateaus, train_factorizations
 
 SOURCE = "arXiv:2405.13721 (Figs. 1, 3, 4) and arXiv:2211.11623 (recovery vs n at the model rank); spec sections 4, 7"

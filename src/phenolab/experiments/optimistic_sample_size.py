@@ -43,8 +43,7 @@ from pydantic import Field, model_validator
 from torch import Tensor, nn
 
 from phenolab.config import MLPSpec, PosFloat, PosInt, Spec
-from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
-                                      register)
+from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, params_from, register
 from phenolab.experiments.recovery import TrialParams, neuron_target, recovery_rate, recovery_trials
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict

@@ -25,8 +25,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from phenolab.config import PosFloat, PosInt, Spec
-from phenolab.experiments.base import (Computation, Experiment, MeasureSpec, RunData, no_training, params_from,
-                                      register)
+from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, params_from, register
 from phenolab.experiments.recovery import TrialParams, recovery_rate, recovery_trials
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict

@@ -19,9 +19,9 @@ from typing import Any
 
 from phenolab.execution.groups import GroupExecutor, ProgressFn
 from phenolab.execution.orchestrator import close_on_error, run_points
+from phenolab.experiments.base import get_experiment
 from phenolab.experiments.runner import Outcome, plan_config, reuse
 from phenolab.store import Store
-from phenolab.experiments.base import get_experiment
 from phenolab.sweep.spec import SweepPoint, SweepSpec, expand, sweep_id
 
 

@@ -43,8 +43,21 @@ from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 from pydantic import BaseModel, field_validator, model_validator
 
-from phenolab.config import (MISSING, ConfigError, ExperimentSpec, Problem, Spec, canonical_json, config_hash,
-                             family_of, load_yaml, merge, parse_overrides, parse_value, validate)
+from phenolab.config import (
+    MISSING,
+    ConfigError,
+    ExperimentSpec,
+    Problem,
+    Spec,
+    canonical_json,
+    config_hash,
+    family_of,
+    load_yaml,
+    merge,
+    parse_overrides,
+    parse_value,
+    validate,
+)
 from phenolab.experiments.base import Experiment, get_experiment
 
 DEFAULT_MAX_POINTS = 10_000

@@ -1,7 +1,7 @@
 """Training: the plain loop, objectives (`phenolab.objectives`), explicit random streams, and the Recorder."""
 
-from phenolab.train.loop import TrainResult, make_optimizer, train
 from phenolab.objectives import Batch, Objective, cross_entropy, make_objective, mse
+from phenolab.train.loop import TrainResult, make_optimizer, train
 from phenolab.train.recorder import Recorder
 from phenolab.train.seeding import derive_seed, generator
 

@@ -11,7 +11,6 @@ A member that ends leaves the stack with its weights as they were then.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence
@@ -27,9 +26,9 @@ from phenolab.train.loop import Status, TrainResult, batch_plan
 from phenolab.train.recorder import BufferRecorder, Recorder, iter_probe_specs
 from phenolab.train.schedule import device_of, lr_factor, scheduled
 from phenolab.train.seeding import batch_seed, generator
-from phenolab.train.stopping import Watch
 from phenolab.train.stacked_mlp import StackedMLP
 from phenolab.train.stacked_optim import StackedOptimizer
+from phenolab.train.stopping import Watch
 
 PathName = Literal["auto", "fused", "stacked"]
 EnsembleProgress = Callable[[int, int], None]

@@ -55,7 +55,7 @@ def test_plan_covers_classes_widths_and_seeds():
     labels = {label: spec for label, spec in plan}
     spec = labels["k=4,width=32,seed=1"]
     assert spec.data.classes == 4 and spec.model.hidden_widths == [32, 32] and spec.seed == 1
-    assert spec.train.loss == "cross_entropy" and spec.train.optimizer == "gd" and spec.train.steps == 2000
+    assert spec.train.loss.kind == "cross_entropy" and spec.train.optimizer == "gd" and spec.train.steps == 2000
     assert spec.probes[0].options["spectrum"] is True
     quick = ho.EXPERIMENT.resolve("quick")
     assert quick.seeds == [0, 1] and quick.train.steps == 1000

@@ -179,7 +179,7 @@ def test_axis_into_a_list_is_refused():
     (["preset=quick,full"], {}, "--axis preset=quick,full: preset cannot be swept"),
     (["seeds=[0],[1]"], {"seeds": 2}, "--axis seeds=[0],[1]: seeds are swept and also set by the sweep's seeds"),
     ([], {}, "axes: a sweep needs at least one axis"),
-    (["train.lr=1"], {"preset": "medium"}, "preset: must be one of quick, full, got 'medium'"),
+    (["train.lr=1"], {"preset": "medium"}, "preset: must be one of quick, full, smoke, got 'medium'"),
     (["train.lr=1"], {"base_overrides": ["train.steps=-1"]}, "sweep base: train.steps: must be >= 0, got -1"),
 ])
 def test_sweep_level_mistakes_are_config_errors(axes, kw, message):

@@ -226,3 +226,31 @@ def test_a_token_task_declares_its_vocabulary_and_shapes():
     assert task.input_shape == (4,) and task.output_dim == 9
     with pytest.raises(ValueError, match="token targets need a vocab"):
         Task(x_train=x, y_train=x.clone(), kind="tokens")
+
+
+def test_every_data_kind_has_a_registered_builder_and_a_new_kind_needs_one_line():
+    from typing import Literal
+
+    from phenolab.config import DATA_KINDS, KindSpec
+    from phenolab.tasks import registry
+    from phenolab.tasks.base import Task
+    from phenolab.tasks.registry import register_task, task_kinds
+
+    assert set(task_kinds()) == set(DATA_KINDS.kinds())
+
+    class Constant(KindSpec):
+        kind: Literal["test_constant"] = "test_constant"
+        value: float = 2.0
+        seed: int | None = None
+
+    def build(spec, generator, dtype):
+        x = torch.linspace(-1, 1, 5, dtype=dtype)[:, None]
+        return Task(x_train=x, y_train=torch.full_like(x, spec.value))
+
+    register_task(Constant, build)
+    try:
+        task = make_task(validate(RunSpec, {"data": {"kind": "test_constant", "value": 3}}).data, 0)
+        assert float(task.y_train.mean()) == 3.0
+    finally:
+        DATA_KINDS._kinds.pop("test_constant")
+        registry._BUILDERS.pop("test_constant")

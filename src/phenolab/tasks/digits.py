@@ -6,6 +6,7 @@ import torch
 
 from phenolab.config import ConfigError, DigitsData, Problem
 from phenolab.tasks.base import Task
+from phenolab.tasks.registry import register_task
 
 N_IMAGES = 1797
 N_CLASSES = 10
@@ -42,3 +43,6 @@ def digits(spec: DigitsData, generator: torch.Generator, dtype: torch.dtype = to
         name="digits",
         info={"n_classes": N_CLASSES, "input_dim": 64, "image_shape": (8, 8), "one_hot": spec.one_hot},
     )
+
+
+register_task(DigitsData, digits)

@@ -9,6 +9,7 @@ from torch import Tensor
 
 from phenolab.config import ConfigError, ExpressionData, Problem, SinesData
 from phenolab.tasks.base import Task
+from phenolab.tasks.registry import register_task
 from phenolab.tasks.safe_expr import compile_expression
 
 TEST_MARGIN = 0.5  # a grid test set extends the training interval by this much on each side
@@ -92,3 +93,7 @@ def _uniform_sorted(n: int, low: float, high: float, generator: torch.Generator)
     """n sorted samples of U([low, high]) in float64."""
     u = torch.rand(n, generator=generator, dtype=torch.float64)
     return torch.sort(low + (high - low) * u).values
+
+
+register_task(SinesData, sines)
+register_task(ExpressionData, expression)

@@ -11,6 +11,7 @@ from torch import Tensor
 from phenolab.activations import get_activation
 from phenolab.config import CoordinateSinesData, RidgeData, TeacherData
 from phenolab.tasks.base import Task
+from phenolab.tasks.registry import register_task
 
 
 def teacher(spec: TeacherData, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Task:
@@ -87,3 +88,8 @@ def _task_on_cube(
         name=name,
         info={**info, "input_dim": spec.input_dim, "noise": spec.noise},
     )
+
+
+register_task(TeacherData, teacher)
+register_task(RidgeData, ridge)
+register_task(CoordinateSinesData, coordinate_sines)

@@ -11,6 +11,7 @@ from torch import Tensor
 
 from phenolab.config import GaussianMixtureData, LinearTeacherData, ProductData, QuadraticTeacherData
 from phenolab.tasks.base import Task
+from phenolab.tasks.registry import register_task
 
 
 def product(spec: ProductData, generator: torch.Generator, dtype: torch.dtype = torch.float32) -> Task:
@@ -93,3 +94,9 @@ def _teacher_task(spec: LinearTeacherData | QuadraticTeacherData, x: Tensor, tar
                 x_test=x[spec.n_train:].to(dtype) if has_test else None,
                 y_test=y[spec.n_train:].to(dtype) if has_test else None, kind="regression", target=target,
                 name=name, info=info, sample=sample)
+
+
+register_task(ProductData, product)
+register_task(GaussianMixtureData, gaussian_mixture)
+register_task(LinearTeacherData, linear_teacher)
+register_task(QuadraticTeacherData, quadratic_teacher)

@@ -262,3 +262,14 @@ def test_unreadable_figure_is_reported_not_fatal(tmp_path: Path) -> None:
     parsed = _parse(page)
     assert parsed.img_srcs == []
     assert page.count("figure unavailable") == 2
+
+
+def test_the_children_table_shows_the_engine_that_trained_each_run():
+    from phenolab.report.html import render_run_page
+
+    page = render_run_page({"id": 1, "name": "x", "kind": "experiment", "status": "done"},
+                           children=[{"id": 2, "label": "seed=0", "status": "done",
+                                      "summary": {"engine": "ensemble/fused"}},
+                                     {"id": 3, "label": "seed=1", "status": "done", "summary": {"engine": "plain"}}])
+    assert "<th>engine</th>" in page.replace(' class="num"', "") or ">engine<" in page
+    assert "ensemble/fused" in page and ">plain<" in page

@@ -123,11 +123,17 @@ def show(run_id: int = typer.Argument(..., help="Run id (see `phenolab runs`).")
                   f"{r.get('duration_s') or 0:.1f} s")
         if r.get("error"):
             out.print(f"[red]error:[/] {r['error']}", markup=True)
+        engine = (r.get("summary") or {}).get("engine")
+        if engine:
+            out.print(f"engine: {engine}")
         if r.get("verdict"):
             _print_verdict(r["name"], r["verdict"], r["id"], False, st)
         kids = st.children(run_id)
         if kids:
-            out.print("children: " + ", ".join(f"{k['id']} ({k.get('label')}, {k['status']})" for k in kids))
+            out.print("children: " + ", ".join(
+                f"{k['id']} ({k.get('label')}, {k['status']}"
+                + (f", {k['summary']['engine']}" if (k.get("summary") or {}).get("engine") else "") + ")"
+                for k in kids))
         metrics = st.metrics(run_id)
         if len(metrics):
             last = metrics.groupby("name").tail(1)

@@ -286,12 +286,14 @@ def _generic_table(records: Sequence[Mapping[str, Any]]) -> str:
 
 
 def _children_table(children: Sequence[Mapping[str, Any]]) -> str:
-    """Child runs: id (a link if the child has a safe ``href``), label, status, duration, error."""
+    """Child runs: id (a link if the child has a safe ``href``), label, status, the engine that
+    trained it (its summary's ``engine``), duration, error."""
     rows = [[_link(_esc(c.get("id", "")), c.get("href")), _esc(c.get("label") or c.get("name") or ""),
-             _status_badge(c.get("status")), _esc(_fmt_duration(c.get("duration_s"))),
+             _status_badge(c.get("status")), _esc(str((c.get("summary") or {}).get("engine") or "")),
+             _esc(_fmt_duration(c.get("duration_s"))),
              f'<span class="bad">{_esc(c["error"])}</span>' if c.get("error") else ""]
             for c in children]
-    return _table(["id", "label", "status", "duration", "error"], rows, num_cols=(3,))
+    return _table(["id", "label", "status", "engine", "duration", "error"], rows, num_cols=(4,))
 
 
 def _run_header(run: Mapping[str, Any]) -> str:

@@ -265,8 +265,6 @@ def test_unreadable_figure_is_reported_not_fatal(tmp_path: Path) -> None:
 
 
 def test_the_children_table_shows_the_engine_that_trained_each_run():
-    from phenolab.report.html import render_run_page
-
     page = render_run_page({"id": 1, "name": "x", "kind": "experiment", "status": "done"},
                            children=[{"id": 2, "label": "seed=0", "status": "done",
                                       "summary": {"engine": "ensemble/fused"}},

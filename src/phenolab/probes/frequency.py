@@ -32,6 +32,8 @@ __all__ = [
     "frequency_probe",
     "projection_probe",
     "filter_probe",
+    "peak_key",
+    "frequency_keys",
 ]
 
 PEAK_FLOOR = 1e-3  # 1-D DFT: drops leakage ripples only
@@ -96,8 +98,20 @@ def _column(model: nn.Module, task: Task, output: int, batch_size: int | None) -
     return h[:, output], y[:, output]
 
 
-def _per_peak(prefix: str, values: np.ndarray) -> dict[str, float]:
-    return {f"{prefix}_{j}": float(v) for j, v in enumerate(values)}
+def peak_key(j: int) -> str:
+    """The key of peak j's Delta_F float in the result of `frequency_probe` and `projection_probe`
+    (peaks in ascending frequency, j = 0 the lowest)."""
+    return f"rel_err_{j}"
+
+
+def frequency_keys(n_peaks: int, probe: str = "frequency") -> list[str]:
+    """The metric names under which probe `probe` (``frequency`` or ``projection``) records the
+    Delta_F of its `n_peaks` peaks, lowest frequency first (the recorder prefixes ``<probe>/``)."""
+    return [f"{probe}/{peak_key(j)}" for j in range(n_peaks)]
+
+
+def _per_peak(values: np.ndarray) -> dict[str, float]:
+    return {peak_key(j): float(v) for j, v in enumerate(values)}
 
 
 @register_probe("frequency")
@@ -139,7 +153,7 @@ def frequency_probe(
         "rel_err": rel_err,
         "peak_index": idx,
         "peak_freq": 2 * np.pi * idx / (n * dx),
-        **_per_peak("rel_err", rel_err),
+        **_per_peak(rel_err),
     }
     if spectra:
         out["output_spectrum"] = np.abs(np.fft.fft(h))[: n // 2 + 1]
@@ -205,7 +219,7 @@ def projection_probe(
     idx = idx if max_peaks is None else idx[:max_peaks]
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_err = np.abs(fr[idx]) / np.abs(fy[idx])
-    out: ProbeResult = {"rel_err": rel_err, "k": grid[idx], **_per_peak("rel_err", rel_err)}
+    out: ProbeResult = {"rel_err": rel_err, "k": grid[idx], **_per_peak(rel_err)}
     if spectra:
         out["k_grid"] = grid
         out["target_spectrum"] = np.abs(fy)

@@ -12,6 +12,7 @@ the relative error of the output's spectrum at the peaks of the target's spectru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,6 +35,7 @@ __all__ = [
     "filter_probe",
     "peak_key",
     "frequency_keys",
+    "low_frequency_share",
 ]
 
 PEAK_FLOOR = 1e-3  # 1-D DFT: drops leakage ripples only
@@ -225,3 +227,28 @@ def projection_probe(
         out["target_spectrum"] = np.abs(fy)
         out["output_spectrum"] = np.abs(projected_spectrum(h, t, grid))
     return out
+
+
+def low_frequency_share(values: np.ndarray, fraction: float = 0.05) -> float:
+    """rho_LF: the share of the DFT energy of `values` (N samples, evenly spaced) in the lowest
+    `fraction` of the frequencies.
+
+    With F = DFT(values) and K = ceil(fraction (N // 2 + 1)) the number of low frequencies
+    among the N // 2 + 1 non-negative ones (13 of 257 for N = 512, fraction = 0.05),
+    rho_LF = sum_{|k| < K} |F_k|^2 / sum_k |F_k|^2 over both signs of k (Parseval: the
+    denominator is N sum_i values_i^2). The zero frequency (the mean) counts as low. 1 for a
+    constant, NaN for all zeros.
+    """
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    n = arr.size
+    if n == 0:
+        raise ValueError("values is empty")
+    energy = np.abs(np.fft.fft(arr)) ** 2
+    total = float(energy.sum())
+    if total == 0:
+        return math.nan
+    k = np.arange(n)
+    low = np.minimum(k, n - k) < math.ceil(fraction * (n // 2 + 1))
+    return float(energy[low].sum() / total)

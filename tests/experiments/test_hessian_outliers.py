@@ -13,6 +13,7 @@ import torch
 import phenolab.experiments.hessian_outliers as ho  # importing registers the experiment
 from phenolab.config import ConfigError, MLPSpec
 from phenolab.execution import run_experiment
+from phenolab.experiments.analysis import min_step
 from phenolab.experiments.base import RunData
 from phenolab.models import build_model
 from phenolab.store import Store
@@ -32,10 +33,10 @@ def test_spectrum_counts_against_hand_counts():
 
 
 def test_min_increase():
-    assert ho.min_increase([1.0, 2.0, 2.0, 5.0]) == 0.0
-    assert ho.min_increase([3.0, 2.0, 4.0]) == -1.0
-    assert ho.min_increase([1.0]) is None and ho.min_increase([1.0, math.nan]) is None
-    assert ho.min_increase([1.0, None]) is None
+    assert min_step([1.0, 2.0, 2.0, 5.0]) == 0.0
+    assert min_step([3.0, 2.0, 4.0]) == -1.0
+    assert min_step([1.0]) is None and min_step([1.0, math.nan]) is None
+    assert min_step([1.0, None]) is None
 
 
 @pytest.mark.parametrize("classes, factor", [(2, 1), (8, 1), (4, 2), (8, 2)])

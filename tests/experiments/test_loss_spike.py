@@ -14,6 +14,9 @@ import torch
 import phenolab.experiments.loss_spike as ls  # registers the experiment
 from phenolab.config import ConfigError
 from phenolab.execution import run_experiment
+from phenolab.experiments.analysis import detect_spikes
+from phenolab.probes.condensation import top_neuron_alignment
+from phenolab.probes.frequency import low_frequency_share
 from phenolab.probes.parameters import flat_parameters, unflatten_parameters
 from phenolab.store import Store
 from phenolab.train.engines import build_run as build
@@ -41,7 +44,7 @@ def _spiky_loss() -> tuple[np.ndarray, dict[str, int]]:
 def test_detect_spikes_finds_onset_peak_and_end():
     loss, want = _spiky_loss()
     steps = np.arange(len(loss)) + 1000  # steps need not start at 0
-    spikes = ls.detect_spikes(steps, loss, factor=10.0)
+    spikes = detect_spikes(steps, loss, factor=10.0)
     assert [(s.onset - 1000, s.peak - 1000) for s in spikes] == [(want["onset"], want["peak"]),
                                                                   (want["late_onset"], len(loss) - 1)]
     first, late = spikes
@@ -49,18 +52,18 @@ def test_detect_spikes_finds_onset_peak_and_end():
     assert first.end == 1000 + want["end"]
     assert first.factor == pytest.approx(1.05**60)
     assert late.end is None  # never back below L(t_o)
-    assert ls.detect_spikes(steps, loss, factor=20.0) == []  # x18.7 and x12 are both below x20
-    assert [s.onset for s in ls.detect_spikes(steps, loss, factor=2.0)][:1] == [1050]  # the x3 bump counts at 2
+    assert detect_spikes(steps, loss, factor=20.0) == []  # x18.7 and x12 are both below x20
+    assert [s.onset for s in detect_spikes(steps, loss, factor=2.0)][:1] == [1050]  # the x3 bump counts at 2
 
 
 def test_detect_spikes_splits_an_ascent_at_a_decrease_and_ignores_nan():
     loss = np.array([1.0, 2.0, 4.0, 3.9, 8.0, 40.0, 0.5, np.nan, 100.0, 0.1])
-    spikes = ls.detect_spikes(np.arange(10), loss, factor=10.0)
+    spikes = detect_spikes(np.arange(10), loss, factor=10.0)
     # 0 -> 2 (x4) stops at the dip; 3 -> 5 is x10.3; NaN never counts as an increase
     assert [(s.onset, s.peak, s.end) for s in spikes] == [(3, 5, 6)]
-    assert ls.detect_spikes(np.arange(3), np.array([1.0, 1.0, 1.0])) == []
+    assert detect_spikes(np.arange(3), np.array([1.0, 1.0, 1.0])) == []
     with pytest.raises(ValueError):
-        ls.detect_spikes(np.arange(3), np.ones(4))
+        detect_spikes(np.arange(3), np.ones(4))
 
 
 # ---------------------------------------------------------------------- low-frequency share
@@ -70,34 +73,34 @@ def _wave(k: int, n: int = 512, phase: float = 0.3) -> np.ndarray:
 
 def test_low_frequency_share_on_pure_tones_and_mixtures():
     # N = 512: K = ceil(0.05 * 257) = 13 low frequencies, |k| <= 12
-    assert ls.low_frequency_share(_wave(3)) == pytest.approx(1.0)
-    assert ls.low_frequency_share(_wave(12)) == pytest.approx(1.0)
-    assert ls.low_frequency_share(_wave(13)) == pytest.approx(0.0, abs=1e-20)
-    assert ls.low_frequency_share(_wave(100)) == pytest.approx(0.0, abs=1e-20)
+    assert low_frequency_share(_wave(3)) == pytest.approx(1.0)
+    assert low_frequency_share(_wave(12)) == pytest.approx(1.0)
+    assert low_frequency_share(_wave(13)) == pytest.approx(0.0, abs=1e-20)
+    assert low_frequency_share(_wave(100)) == pytest.approx(0.0, abs=1e-20)
     a, b = 2.0, 0.5
-    assert ls.low_frequency_share(a * _wave(3) + b * _wave(100, phase=1.1)) == pytest.approx(a**2 / (a**2 + b**2))
-    assert ls.low_frequency_share(np.full(512, 3.0)) == pytest.approx(1.0)  # the mean is the lowest frequency
-    assert math.isnan(ls.low_frequency_share(np.zeros(512)))
+    assert low_frequency_share(a * _wave(3) + b * _wave(100, phase=1.1)) == pytest.approx(a**2 / (a**2 + b**2))
+    assert low_frequency_share(np.full(512, 3.0)) == pytest.approx(1.0)  # the mean is the lowest frequency
+    assert math.isnan(low_frequency_share(np.zeros(512)))
     # fraction 0.5 of N = 64: K = ceil(0.5 * 33) = 17
-    assert ls.low_frequency_share(_wave(16, n=64), fraction=0.5) == pytest.approx(1.0)
-    assert ls.low_frequency_share(_wave(17, n=64), fraction=0.5) == pytest.approx(0.0, abs=1e-20)
+    assert low_frequency_share(_wave(16, n=64), fraction=0.5) == pytest.approx(1.0)
+    assert low_frequency_share(_wave(17, n=64), fraction=0.5) == pytest.approx(0.0, abs=1e-20)
     with pytest.raises(ValueError):
-        ls.low_frequency_share(_wave(3), fraction=0.0)
+        low_frequency_share(_wave(3), fraction=0.0)
 
 
 # ------------------------------------------------------------------------------- alignment
 def test_top_neuron_alignment_known_values():
     line = np.array([[1.0, 2.0], [-2.0, -4.0], [0.5, 1.0]])
-    assert ls.top_neuron_alignment(line, np.ones(3), fraction=1.0) == pytest.approx(1.0)
+    assert top_neuron_alignment(line, np.ones(3), fraction=1.0) == pytest.approx(1.0)
     square = np.array([[1.0, 0.0], [0.0, 1.0]])
-    assert ls.top_neuron_alignment(square, np.ones(2), fraction=1.0) == pytest.approx(0.0)
+    assert top_neuron_alignment(square, np.ones(2), fraction=1.0) == pytest.approx(0.0)
     # four neurons: the two of largest amplitude lie on one line, the others are orthogonal to them
     u = np.array([[1.0, 1.0], [1.0, -1.0], [-2.0, -2.0], [-1.0, 1.0]])
     amp = np.array([5.0, 0.1, 4.0, 0.2])
-    assert ls.top_neuron_alignment(u, amp, fraction=0.5) == pytest.approx(1.0)
+    assert top_neuron_alignment(u, amp, fraction=0.5) == pytest.approx(1.0)
     # all four: pairs (0,2) and (1,3) have |cos| 1, the other four pairs 0
-    assert ls.top_neuron_alignment(u, amp, fraction=1.0) == pytest.approx(2 / 6)
-    assert math.isnan(ls.top_neuron_alignment(u, amp, fraction=0.25))  # one neuron: no pair
+    assert top_neuron_alignment(u, amp, fraction=1.0) == pytest.approx(2 / 6)
+    assert math.isnan(top_neuron_alignment(u, amp, fraction=0.25))  # one neuron: no pair
 
 
 # -------------------------------------------------------------------------------------- plan

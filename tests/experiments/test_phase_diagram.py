@@ -5,7 +5,8 @@ import math
 import pytest
 
 from phenolab.execution import run_experiment
-from phenolab.experiments.phase_diagram import (boundary_distance, classify, fit_slope, init_stds,
+from phenolab.experiments.analysis import fit_slope
+from phenolab.experiments.phase_diagram import (boundary_distance, classify, init_stds,
                                                 theory_regime)
 from phenolab.store import Store
 

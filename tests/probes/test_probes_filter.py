@@ -91,3 +91,14 @@ def test_filter_probe_sees_in_place_changes_of_the_inputs():
     fresh = run_probe("filter", model, Task(x_train=x_copy * 0.5, y_train=task.y_train), scales=[0.2])
     assert not np.isclose(before["e_low"][0], after["e_low"][0])
     assert np.isclose(after["e_low"][0], fresh["e_low"][0]) and np.isclose(after["e_high"][0], fresh["e_high"][0])
+
+
+def test_the_probe_names_its_per_scale_keys():
+    from phenolab.probes.filtering import filter_keys, scale_keys
+
+    task, _, _ = _smooth_rough_task()
+    out = run_probe("filter", Fn(torch.sin), task, deltas=[0.1, 0.2])
+    for j in range(2):
+        low, high = scale_keys(j)
+        assert out[low] == out["e_low"][j] and out[high] == out["e_high"][j]
+    assert filter_keys(2) == [("filter/e_low_0", "filter/e_high_0"), ("filter/e_low_1", "filter/e_high_1")]

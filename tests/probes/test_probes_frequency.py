@@ -99,3 +99,12 @@ def test_frequency_probe_rejects_multidimensional_inputs():
     task = Task(x_train=torch.zeros(10, 2), y_train=torch.zeros(10, 1))
     with pytest.raises(ValueError, match="projection"):
         run_probe("frequency", nn.Linear(2, 1), task)
+
+
+def test_the_probe_names_its_per_peak_keys():
+    from phenolab.probes.frequency import frequency_keys, peak_key
+
+    out = run_probe("frequency", Fn(torch.sin), _grid_task(X_PERIODIC))
+    assert [peak_key(j) for j in range(3)] == [k for k in out if k.startswith("rel_err_")]
+    assert frequency_keys(3) == ["frequency/rel_err_0", "frequency/rel_err_1", "frequency/rel_err_2"]
+    assert frequency_keys(1, "projection") == ["projection/rel_err_0"] and frequency_keys(0) == []

@@ -13,7 +13,7 @@ import inspect
 import traceback
 import typing
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar, Union
 
 import numpy as np
 import pandas as pd
@@ -31,7 +31,8 @@ class RunData:
     """One finished run as the analysis sees it: its spec, status and stored records.
 
     A training run has its `RunSpec`; a measurement run (a `Computation`) has ``spec`` None and
-    keeps what it computed in `result`."""
+    keeps what it computed in `result`. ``condition`` is the typed condition its plan gave it
+    (`Planned`), set by `with_conditions`; None where the plan gave none."""
 
     label: str
     run_id: int
@@ -40,6 +41,7 @@ class RunData:
     error: str | None
     store: Store = field(repr=False)
     _metrics: pd.DataFrame | None = field(default=None, repr=False)
+    condition: Any = None
 
     @property
     def metrics(self) -> pd.DataFrame:
@@ -176,16 +178,75 @@ def compute_safely(compute: Callable[[Any], Measured], params: Spec | Mapping[st
         return "error", traceback.format_exception_only(type(exc), exc)[-1].strip().splitlines()[0]
 
 
-Plan = Callable[[Any], list[tuple[str, RunSpec]]]
+@dataclass(frozen=True)
+class Planned:
+    """One planned training run: its label, its spec and the typed condition it stands for.
+
+    ``condition`` is any frozen (hashable) dataclass of the experiment, e.g. ``Init("small",
+    gamma=2.0)``: what the analysis reads instead of parsing the label back. A `Planned` unpacks
+    and indexes as the pair ``(label, spec)``, so code written for plans of tuples (the runner,
+    ``dict(plan)``, ``for label, spec in plan``) takes it unchanged.
+    """
+
+    label: str
+    spec: RunSpec
+    condition: Any = None
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.label, self.spec))
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, index: int) -> Any:
+        return (self.label, self.spec)[index]
+
+
+PlanItem = Union[Planned, tuple[str, RunSpec]]
+Plan = Callable[[Any], Sequence[PlanItem]]
 Measure = Callable[[Any], list[Computation]]
 
 
-def seeds_plan(cfg: ExperimentSpec) -> list[tuple[str, RunSpec]]:
+def planned(item: PlanItem) -> Planned:
+    """A plan item as a `Planned` (a ``(label, spec)`` tuple gets condition None)."""
+    if isinstance(item, Planned):
+        return item
+    label, spec = item
+    return Planned(label, spec)
+
+
+def conditions_of(plan: Iterable[PlanItem]) -> dict[str, Any]:
+    """label -> typed condition of every item of a plan."""
+    return {p.label: p.condition for p in map(planned, plan)}
+
+
+def with_conditions(runs: Iterable[RunData], conditions: Mapping[str, Any]) -> list[RunData]:
+    """`runs` with ``condition`` set from `conditions` (label -> condition; a label not there gets None).
+
+    The runner builds `RunData` from labels alone, so an analysis that wants the typed conditions
+    plans again (plans are deterministic and cheap) and pairs them by label:
+    ``runs = with_conditions(runs, conditions_of(plan(cfg)))``."""
+    return [replace(r, condition=conditions.get(r.label)) for r in runs]
+
+
+def by_condition(runs: Iterable[RunData]) -> dict[Any, RunData]:
+    """condition -> run, over the runs that have one (conditions are frozen, hence hashable)."""
+    return {r.condition: r for r in runs if r.condition is not None}
+
+
+@dataclass(frozen=True)
+class Seed:
+    """The condition of a run of the default plan: the experiment's base run at one seed."""
+
+    seed: int
+
+
+def seeds_plan(cfg: ExperimentSpec) -> list[PlanItem]:
     """The default plan: the experiment's base run once per seed."""
-    return [(f"seed={s}", cfg.run_spec(s)) for s in cfg.seeds]
+    return [Planned(f"seed={s}", cfg.run_spec(s), Seed(s)) for s in cfg.seeds]
 
 
-def no_training(cfg: ExperimentSpec) -> list[tuple[str, RunSpec]]:
+def no_training(cfg: ExperimentSpec) -> list[PlanItem]:
     """The plan of an experiment made only of measurements (`Experiment.measure`)."""
     return []
 

@@ -11,14 +11,15 @@ the phase diagram's 4-point data and training rule.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from pydantic import model_validator
 
-from phenolab.config import PosInt, ProbeSpec, RunSpec, Seeds, Spec
+from phenolab.config import PosInt, ProbeSpec, Seeds, Spec
 from phenolab.experiments import phase_diagram as pd
 from phenolab.experiments.analysis import median_or_none
-from phenolab.experiments.base import Experiment, RunData, register
+from phenolab.experiments.base import Experiment, Planned, RunData, conditions_of, register, with_conditions
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.condensation import top_orientation_share
@@ -61,10 +62,23 @@ PRESETS = {
 }
 
 
-def plan(cfg: CondensationConfig) -> list[tuple[str, RunSpec]]:
-    return [(f"{name} (gamma={gamma:g}),seed={seed}", cfg.point_run(gamma, 0.0, cfg.width, seed))
-            for name, gamma in (("small init", cfg.small_gamma), ("large init", cfg.large_gamma))
-            for seed in cfg.seeds]
+@dataclass(frozen=True)
+class Init:
+    """A run's condition: small or large initialization (phase coordinate gamma, gamma' = 0) and seed."""
+
+    size: Literal["small", "large"]
+    gamma: float
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.size} init (gamma={self.gamma:g}),seed={self.seed}"
+
+
+def plan(cfg: CondensationConfig) -> list[Planned]:
+    conditions = [Init(size, gamma, seed) for size, gamma in (("small", cfg.small_gamma), ("large", cfg.large_gamma))
+                  for seed in cfg.seeds]
+    return [Planned(c.label, cfg.point_run(c.gamma, 0.0, cfg.width, c.seed), c) for c in conditions]
 
 
 def _share(run: RunData, cfg: CondensationConfig, index: int) -> float | None:
@@ -82,14 +96,16 @@ def analyze(cfg: CondensationConfig, runs: list[RunData]) -> dict[str, Any]:
     shares: dict[str, dict[str, float | None]] = {"small": {}, "large": {}}
     initial: dict[str, float | None] = {}
     directions: dict[str, float | None] = {}
-    for run in runs:
-        shares["small" if run.label.startswith("small") else "large"][run.label] = _share(run, cfg, -1)
+    per_size: dict[str, list[float | None]] = {"small": [], "large": []}
+    for run in with_conditions(runs, conditions_of(plan(cfg))):
+        shares[run.condition.size][run.label] = _share(run, cfg, -1)
         initial[run.label] = _share(run, cfg, 0)
         n_dir = run.series("condensation/n_directions")
         directions[run.label] = float(n_dir.iloc[-1]) if len(n_dir) else None
+        per_size[run.condition.size].append(directions[run.label])
     return {"shares": shares, "initial_shares": initial, "n_directions": directions,
-            "small_directions": median_or_none(v for k, v in directions.items() if k.startswith("small")),
-            "large_directions": median_or_none(v for k, v in directions.items() if k.startswith("large")),
+            "small_directions": median_or_none(per_size["small"]),
+            "large_directions": median_or_none(per_size["large"]),
             "small_median": median_or_none(shares["small"].values()),
             "large_median": median_or_none(shares["large"].values()),
             "failure": failed_runs(runs)}
@@ -119,8 +135,9 @@ def verdict(cfg: CondensationConfig, summary: dict[str, Any]) -> Verdict:
 
 def figures(cfg: CondensationConfig, runs: list[RunData], summary: dict[str, Any]) -> dict[str, Any]:
     out = {}
-    for prefix in ("small", "large"):
-        run = next((r for r in runs if r.label.startswith(prefix) and r.status == "done"), None)
+    runs = with_conditions(runs, conditions_of(plan(cfg)))
+    for size in ("small", "large"):
+        run = next((r for r in runs if r.condition.size == size and r.status == "done"), None)
         if run is None:
             continue
         angle, amplitude = run.artifact("condensation/angle"), run.artifact("condensation/amplitude")

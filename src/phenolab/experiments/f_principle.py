@@ -9,6 +9,7 @@ widths 200-200-200-100, Adam lr 2e-4, full batch, 3000 epochs. Check FP-1: docs/
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from pydantic import model_validator
@@ -20,6 +21,7 @@ from phenolab.experiments.analysis import first_step_below, median_or_none
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
+from phenolab.probes.frequency import frequency_keys
 from phenolab.report import plots
 
 SOURCE = "arXiv:1807.01251 (Fig. 1, peak heat map); arXiv:1901.06523"
@@ -64,6 +66,19 @@ PRESETS = {
 }
 
 
+@dataclass(frozen=True)
+class SeedResult:
+    """One seed's numbers (stored as a dict under the run's label in ``per_seed``)."""
+
+    t: list[int | None]  # per peak, lowest frequency first: first step with Delta_F < converged_below
+    ordered: bool  # t_1 <= t_2 <= ... (every peak but possibly the last converged)
+    ratio: float | None  # t_highest / t_lowest
+    ratio_is_lower_bound: bool  # the highest peak never converged: ratio = steps / t_lowest
+    high_error_at_low: float | None  # Delta_F(highest) at t_lowest
+    passed: bool
+    strict_t: list[int | None]  # (t_lowest, t_highest) at Delta_F < STRICT_BELOW
+
+
 def analyze(cfg: FPrincipleConfig, runs: list[RunData]) -> dict[str, Any]:
     """Per seed: the step t_j at which each peak's Delta_F first falls below the threshold."""
     thr = cfg.check.converged_below
@@ -72,10 +87,10 @@ def analyze(cfg: FPrincipleConfig, runs: list[RunData]) -> dict[str, Any]:
     for run in runs:
         if run.status != "done":
             continue
-        cols = sorted((c for c in run.metrics.columns if c.startswith("frequency/rel_err_")),
-                      key=lambda c: int(c.rsplit("_", 1)[1]))
+        freqs = [float(f) for f in run.artifact("frequency/peak_freq")["values"][0]]
+        cols = frequency_keys(len(freqs))
         if not peak_freqs:
-            peak_freqs = [float(f) for f in run.artifact("frequency/peak_freq")["values"][0]]
+            peak_freqs = freqs
         t = [first_step_below(run.series(c), thr) for c in cols]
         strict = [first_step_below(run.series(c), STRICT_BELOW) for c in (cols[0], cols[-1])]
         t_low, t_high = t[0], t[-1]
@@ -90,9 +105,7 @@ def analyze(cfg: FPrincipleConfig, runs: list[RunData]) -> dict[str, Any]:
         high_at_low = float(run.series(cols[-1]).loc[t_low]) if t_low is not None else None
         passed = (ordered and ratio is not None and ratio >= cfg.check.min_ratio
                   and high_at_low is not None and high_at_low > cfg.check.high_error_at_low)
-        per_seed[run.label] = {"t": t, "ordered": ordered, "ratio": ratio, "ratio_is_lower_bound": ratio_bound,
-                               "high_error_at_low": high_at_low, "passed": passed,
-                               f"t_low, t_high at Delta_F < {STRICT_BELOW}": strict}
+        per_seed[run.label] = asdict(SeedResult(t, ordered, ratio, ratio_bound, high_at_low, passed, strict))
     return {
         "per_seed": per_seed,
         "peak_freqs": peak_freqs,
@@ -118,7 +131,7 @@ def verdict(cfg: FPrincipleConfig, summary: dict[str, Any]) -> Verdict:
     return Verdict("f-principle", checks, source=SOURCE, failure=summary["failure"],
                    details={"t per seed": {k: v["t"] for k, v in summary["per_seed"].items()},
                             f"stricter form: (t_low, t_high) at Delta_F < {STRICT_BELOW}": {
-                                k: v[f"t_low, t_high at Delta_F < {STRICT_BELOW}"] for k, v in summary["per_seed"].items()},
+                                k: v["strict_t"] for k, v in summary["per_seed"].items()},
                             "peak angular frequencies": summary["peak_freqs"]})
 
 

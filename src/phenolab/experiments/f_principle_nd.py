@@ -21,7 +21,7 @@ from phenolab.experiments.analysis import first_step_below, fraction_true
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
-from phenolab.probes.filtering import DEFAULT_DELTAS
+from phenolab.probes.filtering import DEFAULT_DELTAS, filter_keys
 from phenolab.report import plots
 
 SOURCE = "arXiv:1901.06523 (filtering method, hot_<s> maps); spec CPU version on digits"
@@ -73,10 +73,10 @@ def analyze(cfg: FilterConfig, runs: list[RunData]) -> dict[str, Any]:
     for run in runs:
         if run.status != "done":
             continue
-        n_scales = len([col for col in run.metrics.columns if col.startswith("filter/e_low_")])
+        n_scales = run.artifact("filter/e_low")["values"].shape[-1]
         scales = []
-        for i in range(n_scales):
-            low, high = run.series(f"filter/e_low_{i}"), run.series(f"filter/e_high_{i}")
+        for low_key, high_key in filter_keys(n_scales):
+            low, high = run.series(low_key), run.series(high_key)
             late = low.index > c.after_step
             fraction = fraction_true(low[late] < high[late])
             t_low, t_high = first_step_below(low, c.converged_below), first_step_below(high, c.converged_below)

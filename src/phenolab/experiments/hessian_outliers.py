@@ -24,14 +24,16 @@ preset (half the steps) sits exactly at its limit (1.0). Counts are also well ab
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from phenolab.config import (ExperimentSpec, GaussianMixtureData, MLPSpec, ProbeSpec, RunSpec, Seeds, Spec,
-                             TrainSpec)
-from phenolab.experiments.base import Experiment, RunData, register
+from phenolab.config import ExperimentSpec, GaussianMixtureData, MLPSpec, ProbeSpec, Seeds, Spec, TrainSpec
+from phenolab.experiments.analysis import fmt, mean_or_none, min_step
+from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
+                                      with_conditions)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.hessian import SPECTRUM_MAX_PARAMS
@@ -119,12 +121,25 @@ def label(k: int, width: int, seed: int) -> str:
     return f"k={k},width={width},seed={seed}"
 
 
-def plan(cfg: HessianOutliersConfig) -> list[tuple[str, RunSpec]]:
+@dataclass(frozen=True)
+class Classes:
+    """A run's condition: class count k, first hidden width and seed."""
+
+    k: int
+    width: int
+    seed: int
+
+
+def plan(cfg: HessianOutliersConfig) -> list[Planned]:
     """One run per class count, width (base and wide) and seed; data and init follow the seed."""
-    return [(label(k, cfg.widths(wide)[0], seed),
-             cfg.run_spec(seed, **{"data.classes": k, "model.widths": cfg.widths(wide), "model.width": None,
-                                   "model.depth": None}))
+    return [Planned(label(k, cfg.widths(wide)[0], seed),
+                    cfg.run_spec(seed, **{"data.classes": k, "model.widths": cfg.widths(wide), "model.width": None,
+                                          "model.depth": None}), Classes(k, cfg.widths(wide)[0], seed))
             for k in cfg.classes for wide in (False, True) for seed in cfg.seeds]
+
+
+def _runs(cfg: HessianOutliersConfig, runs: list[RunData]) -> dict[Classes, RunData]:
+    return by_condition(with_conditions(runs, conditions_of(plan(cfg))))
 
 
 # ----------------------------------------------------------------------------- counting
@@ -143,17 +158,8 @@ def spectrum_counts(eigenvalues: np.ndarray, bulk_rel: float = 0.01, outlier_rel
             "outliers": int(np.sum(ev > outlier_rel * lam))}
 
 
-def min_increase(values: list[float]) -> float | None:
-    """The smallest step values[i+1] - values[i] (>= 0 iff non-decreasing); None if fewer than two
-    values or any is not finite."""
-    if len(values) < 2 or not all(v is not None and math.isfinite(v) for v in values):
-        return None
-    return float(min(b - a for a, b in zip(values, values[1:])))
-
-
 def _mean(values: list[float]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite and len(finite) == len(values) else None
+    return mean_or_none(values, all_finite=True)
 
 
 def _spectra(run: RunData) -> tuple[np.ndarray | None, np.ndarray] | None:
@@ -170,14 +176,14 @@ def analyze(cfg: HessianOutliersConfig, runs: list[RunData]) -> dict[str, Any]:
     """Per run the counts of its last-step spectrum (and, for context, of its initial one); per
     (k, width) the means over seeds; the HESS-1 and HESS-2 numbers."""
     c = cfg.check
-    by_label = {r.label: r for r in runs}
+    by_classes = _runs(cfg, runs)
     base_w, wide_w = cfg.widths(False)[0], cfg.widths(True)[0]
     per_run, groups = [], {}
     for k in cfg.classes:
         for width in (base_w, wide_w):
             rows = []
             for seed in cfg.seeds:
-                run = by_label[label(k, width, seed)]
+                run = by_classes[Classes(k, width, seed)]
                 spectra = _spectra(run)
                 counts = spectrum_counts(spectra[1], c.bulk_rel, c.outlier_rel) if spectra else \
                     {"params": math.nan, "lambda_max": math.nan, "near_zero": math.nan, "bulk_fraction": math.nan,
@@ -217,7 +223,7 @@ def analyze(cfg: HessianOutliersConfig, runs: list[RunData]) -> dict[str, Any]:
         "bulk_fraction_min": {str(k): v for k, v in bulk_min.items()},
         "mean_outliers": {f"k={k},width={w}": groups[(k, w)]["mean_outliers"] for k in cfg.classes
                           for w in (base_w, wide_w)},
-        "outliers_min_increase": min_increase(base_means),
+        "outliers_min_increase": min_step(base_means),
         "width_change": {str(k): v for k, v in width_change.items()},
         "width_change_max_abs": _max_abs(list(width_change.values())),
         "bulk_growth": {str(k): v for k, v in growth.items()},
@@ -270,7 +276,7 @@ def verdict(cfg: HessianOutliersConfig, summary: dict[str, Any]) -> Verdict:
             g = groups[(k, w)]
             mean = g["mean_outliers"]
             ok = mean is not None and k - 1 <= mean <= k + 1
-            seeds = ", ".join(_fmt_count(v) for v in g["outliers"])
+            seeds = ", ".join(fmt(v) for v in g["outliers"])
             within[f"k={k}, width {w}"] = (f"mean {mean:.3g} (seeds: {seeds}) -> {'in' if ok else 'not in'} "
                                            f"[{k - 1}, {k + 1}]" if mean is not None else "n/a")
     return Verdict("hessian-outliers", tuple(checks), source=SOURCE, failure=summary["failure"], details={
@@ -285,20 +291,16 @@ def verdict(cfg: HessianOutliersConfig, summary: dict[str, Any]) -> Verdict:
     })
 
 
-def _fmt_count(v: float) -> str:
-    return str(int(v)) if v == v else "n/a"
-
-
 def figures(cfg: HessianOutliersConfig, runs: list[RunData], summary: dict[str, Any]) -> dict[str, Any]:
     c = cfg.check
-    by_label = {r.label: r for r in runs}
+    by_classes = _runs(cfg, runs)
     base_w, wide_w = summary["base_width"], summary["wide_width"]
     seed = cfg.seeds[0]
     out = {}
     for width in (base_w, wide_w):
         spectra = {}
         for k in cfg.classes:
-            got = _spectra(by_label[label(k, width, seed)])
+            got = _spectra(by_classes[Classes(k, width, seed)])
             if got is not None and got[1].max() > 0:
                 spectra[f"k={k} ({got[1].size} parameters)"] = got[1] / got[1].max()
         if spectra:

@@ -11,16 +11,17 @@ cosine > 0.9; a "big" cluster has at least max(2, 0.05 m) members.
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import model_validator
 
 from phenolab.activations import multiplicity
-from phenolab.config import (CoordinateSinesData, ExperimentSpec, InitSpec, MLPSpec, ProbeSpec, RunSpec, Seeds,
-                             Spec, TrainSpec)
+from phenolab.config import (CoordinateSinesData, ExperimentSpec, InitSpec, MLPSpec, ProbeSpec, Seeds, Spec,
+                             TrainSpec)
 from phenolab.experiments.analysis import median_or_none
-from phenolab.experiments.base import Experiment, RunData, register
+from phenolab.experiments.base import Experiment, Planned, RunData, conditions_of, register, with_conditions
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots
@@ -67,33 +68,43 @@ PRESETS = {
     "smoke": {"seeds": [0], "model": {"width": 8}, "data": {"n_train": 20, "n_test": 50}, "train": {"steps": 20}},
 }
 
-CONDITIONS = ("small", "large", "compare")
+Group = Literal["small", "large", "compare"]
+CONDITIONS: tuple[Group, ...] = ("small", "large", "compare")
 
 
-def plan(cfg: InitialCondensationConfig) -> list[tuple[str, RunSpec]]:
+@dataclass(frozen=True)
+class Run:
+    """A run's condition: its group (the model's activation at small or large init, or the compared
+    activation at small init), that activation and the seed."""
+
+    group: Group
+    activation: str
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.activation}, {'large' if self.group == 'large' else 'small'} init,seed={self.seed}"
+
+
+def plan(cfg: InitialCondensationConfig) -> list[Planned]:
     runs = []
+    act = cfg.model.activation
     for seed in cfg.seeds:
-        runs.append((f"{cfg.model.activation}, small init,seed={seed}", cfg.run_spec(seed)))
-        runs.append((f"{cfg.model.activation}, large init,seed={seed}",
-                     cfg.run_spec(seed, **{"model.init.gamma": cfg.large_gamma})))
-        runs.append((f"{cfg.compare}, small init,seed={seed}", cfg.run_spec(seed, **{"model.activation": cfg.compare})))
+        for cond, changes in ((Run("small", act, seed), {}),
+                              (Run("large", act, seed), {"model.init.gamma": cfg.large_gamma}),
+                              (Run("compare", cfg.compare, seed), {"model.activation": cfg.compare})):
+            runs.append(Planned(cond.label, cfg.run_spec(seed, **changes), cond))
     return runs
-
-
-def _condition(label: str, cfg: InitialCondensationConfig) -> str:
-    if label.startswith(f"{cfg.compare},"):
-        return "compare"
-    return "large" if "large init" in label else "small"
 
 
 def analyze(cfg: InitialCondensationConfig, runs: list[RunData]) -> dict[str, Any]:
     """At the last step (step 100 in the group's setting): big clusters, top singular energy,
     pair fraction and singletons, per condition."""
     per: dict[str, dict[str, list[float]]] = {c: {} for c in CONDITIONS}
-    for run in runs:
+    for run in with_conditions(runs, conditions_of(plan(cfg))):
         if run.status != "done":
             continue
-        values = per[_condition(run.label, cfg)]
+        values = per[run.condition.group]
         for key in ("big_clusters", "top_singular_energy", "pair_fraction", "singletons", "n_directions"):
             series = run.series(f"condensation/{key}")
             values.setdefault(key, []).append(float(series.iloc[-1]) if len(series) else np.nan)
@@ -136,8 +147,9 @@ def verdict(cfg: InitialCondensationConfig, summary: dict[str, Any]) -> Verdict:
 
 def figures(cfg: InitialCondensationConfig, runs: list[RunData], summary: dict[str, Any]) -> dict[str, Any]:
     out = {}
-    for condition in CONDITIONS:
-        run = next((r for r in runs if r.status == "done" and _condition(r.label, cfg) == condition), None)
+    runs = with_conditions(runs, conditions_of(plan(cfg)))
+    for group in CONDITIONS:
+        run = next((r for r in runs if r.status == "done" and r.condition.group == group), None)
         if run is None:
             continue
         cos = run.artifact("condensation/cosine")

@@ -34,22 +34,12 @@ test MSE of ridgeless regression with the NTK at initialization: the lazy baseli
 
 Checks (per alpha, on the seed mean of the normalized curves test(t)/test(0), train(t)/train(0)):
 
-* GROK-1 (five parts): t_tr = first tau with train loss < 0.1 x initial, t_te = first
-  tau with test loss < 0.5 x initial, delay = t_te - t_tr strictly increasing in alpha;
-  delay(alpha_max) >= 4 delay(alpha_min); final test loss increasing in alpha; max_t test >= 1.1 x
-  initial at every alpha >= 2; final test at alpha_min < 0.5 x the initial-NTK kernel-regression
-  test loss.
-* GROK-2: eq. 6 with centred statistics (M -> M - M_0, wbar -> wbar - wbar_0),
-
-      L = (1/4) (|beta|^2/D - (alpha eps/D) tr M)^2 + (1/(2D^2)) ||alpha eps M - beta beta^T||_F^2
-          + (alpha^2/D) |wbar|^2,
-
-  against the Monte-Carlo test MSE on ``fresh_points`` fresh inputs (protocol: 10k) at the
-  ``weight_moments`` / ``fresh_loss`` checkpoints (5: steps 0, T/4, ..., T), every run: the largest
-  relative deviation <= 5 %. (The Monte-Carlo estimate has its own error, reported beside it: at
-  initialization (f - y)^2 = y^2 is a scaled chi^2_1 squared, relative standard error ~
-  sqrt(32/n) = 5.7 % / sqrt(n / 1000).)
-* GROK-3: CKA_final / CKA_init >= 1.5 at every alpha <= 1, and CKA_final(alpha_min) > CKA_final(alpha_max).
+* GROK-1 (delay t_te - t_tr increasing in alpha, t_tr: train < 0.1 x initial, t_te: test < 0.5 x
+  initial; the memorize-first bump; the kernel-regression baseline), GROK-2 (eq. 6 with centred
+  statistics, `phenolab.probes.moments.decomposition`, against the Monte-Carlo test MSE on
+  ``fresh_points`` fresh inputs at the ``weight_moments`` / ``fresh_loss`` checkpoints, every run:
+  largest relative deviation <= 5 %; the Monte-Carlo error, ~ sqrt(32/n) at initialization, is
+  reported beside it) and GROK-3 (CKA growth at alpha <= 1): as in docs/specs/lazy-rich.md.
 * Lazy training (Chizat et al.): the relative kernel distance ||K_T - K_0||_F / ||K_0||_F at the end
   of training decreases strictly as alpha grows; its log-log slope against alpha (lazy theory: the
   weights move O(1/alpha), so ~ -1) must be <= -0.5 (phenolab's bound, not the protocol's).
@@ -75,21 +65,22 @@ depending on the draw, so the checks use seed means of the curves.
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-import pandas as pd
 import torch
 from pydantic import model_validator
 
 from phenolab.config import (ExperimentSpec, InitSpec, MLPSpec, PosFloat, PosInt, ProbeSpec,
                              QuadraticTeacherData, RunSpec, Seeds, Spec, TrainSpec)
-from phenolab.experiments.analysis import first_step_below
-from phenolab.experiments.base import Experiment, RunData, register
-from phenolab.experiments.phase_diagram import fit_slope
+from phenolab.experiments.analysis import (first_step_below, fit_slope, fmt, max_step, mean_curve,
+                                           mean_normalized_curve, mean_or_none, min_step)
+from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
+                                      with_conditions)
+from phenolab.experiments.figures import aligned_curves
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
+from phenolab.probes.moments import decomposition
 from phenolab.report import plots
 from phenolab.tasks import make_task
 
@@ -188,6 +179,15 @@ class LazyRichConfig(ExperimentSpec):
         return sorted(set(float(e) for e in self.misalignment_eps))
 
 
+def _probes(every: int, fresh: int, regression: int, heldout: int = 400, change: int = 200) -> list[dict[str, Any]]:
+    """A preset's probes: checkpoints every `every` steps, with these numbers of points."""
+    return [{"name": "loss"}, {"name": "weight_moments", "every": every},
+            {"name": "fresh_loss", "every": every, "options": {"points": fresh}},
+            {"name": "ntk_heldout", "every": every, "options": {"points": heldout}},
+            {"name": "ntk_change", "every": every, "options": {"points": change}},
+            {"name": "ntk_regression", "every": 10**9, "options": {"points": regression}}]
+
+
 PRESETS = {
     # the protocol's short variant ("alpha in {0.5, 1, 2} with 12k steps if time is short") at its sizes, two
     # seeds; 8x the learning rate for 1/8 of the steps (tau = eta0 * step runs to 12000): in a numpy
@@ -195,35 +195,18 @@ PRESETS = {
     # t_te by about one probe interval, the bump by <= 0.03 and the final test loss by < 2 %. Test curve on
     # 1000 held-out points every 10 steps (tau resolution 80). ~25 s of CPU.
     "quick": {"seeds": [0, 1], "alphas": [0.5, 1.0, 2.0], "eta0": 8.0, "train": {"steps": 1500, "probe_every": 10},
-              "data": {"n_test": 1000},
-              "probes": [{"name": "loss"},
-                         {"name": "weight_moments", "every": 375},
-                         {"name": "fresh_loss", "every": 375, "options": {"points": 10000}},
-                         {"name": "ntk_heldout", "every": 375, "options": {"points": 400}},
-                         {"name": "ntk_change", "every": 375, "options": {"points": 200}},
-                         {"name": "ntk_regression", "every": 10**9, "options": {"points": 1000}}]},
+              "data": {"n_test": 1000}, "probes": _probes(375, fresh=10000, regression=1000)},
     # the pilot's protocol: eta0 = 1, 20000 steps, P_test = 2000, 5 seeds. GROK-2 on 40k fresh points instead
     # of the protocol's 10k: at initialization (f - y)^2 = y^2 and the Monte-Carlo mean of 10k points has a
     # relative standard error of ~3.4 %, so 5 seeds would exceed 5 % with probability ~1/2 by noise alone;
     # with 40k (1.7 %) a deviation above 5 % means the identity fails
-    "full": {"seeds": [0, 1, 2, 3, 4],
-             "probes": [{"name": "loss"},
-                        {"name": "weight_moments", "every": 5000},
-                        {"name": "fresh_loss", "every": 5000, "options": {"points": 40000}},
-                        {"name": "ntk_heldout", "every": 5000, "options": {"points": 400}},
-                        {"name": "ntk_change", "every": 5000, "options": {"points": 200}},
-                        {"name": "ntk_regression", "every": 10**9, "options": {"points": 2000}}]},
+    "full": {"seeds": [0, 1, 2, 3, 4], "probes": _probes(5000, fresh=40000, regression=2000)},
     # the smallest run of the whole pipeline (contract tests): one seed, two alphas (one with the bump
     # check), width 10, 40 steps
     "smoke": {"seeds": [0], "alphas": [0.5, 2.0], "misalignment_alpha": 0.5, "misalignment_eps": [0.1, 0.2],
               "model": {"width": 10},
               "data": {"input_dim": 5, "n_train": 20, "n_test": 20}, "train": {"steps": 40, "probe_every": 10},
-              "probes": [{"name": "loss"},
-                         {"name": "weight_moments", "every": 20},
-                         {"name": "fresh_loss", "every": 20, "options": {"points": 100}},
-                         {"name": "ntk_heldout", "every": 20, "options": {"points": 20}},
-                         {"name": "ntk_change", "every": 20, "options": {"points": 20}},
-                         {"name": "ntk_regression", "every": 10**9, "options": {"points": 20}}]},
+              "probes": _probes(20, fresh=100, regression=20, heldout=20, change=20)},
 }
 
 
@@ -244,11 +227,20 @@ def conditions(cfg: LazyRichConfig) -> list[tuple[float, float]]:
     return sweep + [c for c in extra if c not in sweep]
 
 
-def plan(cfg: LazyRichConfig) -> list[tuple[str, RunSpec]]:
+@dataclass(frozen=True)
+class Scale:
+    """A run's condition: output scale alpha, activation eps and seed."""
+
+    alpha: float
+    eps: float
+    seed: int
+
+
+def plan(cfg: LazyRichConfig) -> list[Planned]:
     """One run per (alpha, eps) and seed; output scale alpha / N and lr eta0 N / (2 alpha^2) per run."""
     width = cfg.model.hidden_widths[0]
-    return [(label(a, e, s), cfg.run_spec(s, **{"model.output_scale": a / width, "model.activation_param": e,
-                                                 "train.lr": run_lr(cfg, a)}))
+    return [Planned(label(a, e, s), cfg.run_spec(s, **{"model.output_scale": a / width, "model.activation_param": e,
+                                                        "train.lr": run_lr(cfg, a)}), Scale(a, e, s))
             for s in cfg.seeds for a, e in conditions(cfg)]
 
 
@@ -257,34 +249,6 @@ def effective_alpha(spec: RunSpec) -> float:
     """alpha of f = (alpha / N) sum_i phi(w_i . x): output_scale * N * fixed_readout."""
     m = spec.model
     return float(m.output_scale * m.hidden_widths[0] * (m.fixed_readout if m.fixed_readout is not None else 1.0))
-
-
-def decomposition(beta: np.ndarray, mean_change: np.ndarray, moment_change: np.ndarray, alpha: float,
-                  eps: float) -> dict[str, float]:
-    """Eq. 6 of Kumar et al. with centred statistics: the population MSE (no 1/2) of
-    f = alpha wbar . x + (alpha eps / 2) x^T M x against y = (1/2) (beta . x)^2, x ~ N(0, I/D):
-    ``variance`` (1/4)(|beta|^2/D - (alpha eps/D) tr M)^2, ``misalignment`` (1/(2D^2))
-    ||alpha eps M - beta beta^T||_F^2, ``linear`` (alpha^2/D) |wbar|^2, and their sum ``total``."""
-    b = np.asarray(beta, dtype=np.float64).reshape(-1)
-    D = len(b)
-    M = np.asarray(moment_change, dtype=np.float64)
-    w = np.asarray(mean_change, dtype=np.float64).reshape(-1)
-    variance = 0.25 * (b @ b / D - alpha * eps / D * np.trace(M)) ** 2
-    misalignment = float(np.sum((alpha * eps * M - np.outer(b, b)) ** 2)) / (2 * D**2)
-    linear = alpha**2 / D * float(w @ w)
-    return {"variance": float(variance), "misalignment": misalignment, "linear": linear,
-            "total": float(variance + misalignment + linear)}
-
-
-def _mean_curve(curves: list[pd.Series]) -> pd.Series:
-    """Seed mean of curves normalized by their first value (steps where every seed has a value)."""
-    frame = pd.concat([c / c.iloc[0] for c in curves], axis=1, join="inner")
-    return frame.mean(axis=1)
-
-
-def _mean(values: list[float]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
 
 
 def _tau(step: int | None, eta0: float) -> float | None:
@@ -297,8 +261,8 @@ def _condition(cfg: LazyRichConfig, runs: list[RunData]) -> dict[str, Any]:
     done = [r for r in runs if r.status == "done" and len(r.series("loss/test")) > 1]
     if not done:
         return {"seeds": 0}
-    train = _mean_curve([r.series("loss") for r in done])
-    test = _mean_curve([r.series("loss/test") for r in done])
+    train = mean_normalized_curve([r.series("loss") for r in done])
+    test = mean_normalized_curve([r.series("loss/test") for r in done])
     t_tr = _tau(first_step_below(train, c.train_drop), cfg.eta0)
     t_te = _tau(first_step_below(test, c.test_drop), cfg.eta0)
     finals = [float(r.series("loss/test").iloc[-1]) for r in done]
@@ -306,18 +270,17 @@ def _condition(cfg: LazyRichConfig, runs: list[RunData]) -> dict[str, Any]:
     kr = [float(r.series("ntk_regression/test").iloc[0]) for r in done]
     cka = [r.series("ntk_heldout/alignment") for r in done]
     dist = [r.series("ntk_change/distance") for r in done]
-    dist_mean = pd.concat(dist, axis=1, join="inner").mean(axis=1)
-    cka_mean = pd.concat(cka, axis=1, join="inner").mean(axis=1)
+    dist_mean, cka_mean = mean_curve(dist), mean_curve(cka)
     return {
         "seeds": len(done),
         "t_tr": t_tr, "t_te": t_te, "delay": None if t_tr is None or t_te is None else t_te - t_tr,
-        "init_test": _mean(inits), "final_test": _mean(finals),
+        "init_test": mean_or_none(inits), "final_test": mean_or_none(finals),
         "final_test_ratio": float(test.iloc[-1]), "max_test_ratio": float(test.max()),
         "final_train_ratio": float(train.iloc[-1]),
-        "kr_test": _mean(kr), "kr_fraction": _mean([f / k for f, k in zip(finals, kr)]),
-        "cka_init": _mean([float(s.iloc[0]) for s in cka]), "cka_final": _mean([float(s.iloc[-1]) for s in cka]),
-        "cka_growth": _mean([float(s.iloc[-1] / s.iloc[0]) for s in cka]),
-        "distance_final": _mean([float(s.iloc[-1]) for s in dist]),
+        "kr_test": mean_or_none(kr), "kr_fraction": mean_or_none([f / k for f, k in zip(finals, kr)]),
+        "cka_init": mean_or_none([float(s.iloc[0]) for s in cka]), "cka_final": mean_or_none([float(s.iloc[-1]) for s in cka]),
+        "cka_growth": mean_or_none([float(s.iloc[-1] / s.iloc[0]) for s in cka]),
+        "distance_final": mean_or_none([float(s.iloc[-1]) for s in dist]),
         "curve_tau": [float(t) * cfg.eta0 for t in test.index],
         "test_curve": [float(v) for v in test.to_numpy()],
         "train_tau": [float(t) * cfg.eta0 for t in train.index[::max(1, len(train) // 400)]],
@@ -351,21 +314,13 @@ def _dtype(spec: RunSpec) -> torch.dtype:
     return torch.float64 if spec.train.dtype == "float64" else torch.float32
 
 
-def _steps_apart(values: list[float | None], sign: float = 1.0) -> float | None:
-    """min over neighbours of sign * (v_{i+1} - v_i): > 0 iff the values increase (sign 1) or
-    decrease (sign -1) strictly; None if any is missing."""
-    if any(v is None or not math.isfinite(v) for v in values) or len(values) < 2:
-        return None
-    return min(sign * (b - a) for a, b in zip(values, values[1:]))  # type: ignore[operator]
-
-
 def analyze(cfg: LazyRichConfig, runs: list[RunData]) -> dict[str, Any]:
-    by_label = {r.label: r for r in runs}
+    by_scale = by_condition(with_conditions(runs, conditions_of(plan(cfg))))
     alphas, eps_list, eps0 = cfg.sweep_alphas(), cfg.sweep_eps(), cfg.epsilon
     alpha_m = float(cfg.misalignment_alpha)
 
     def group(a: float, e: float) -> list[RunData]:
-        return [by_label[label(a, e, s)] for s in cfg.seeds if label(a, e, s) in by_label]
+        return [by_scale[Scale(a, e, s)] for s in cfg.seeds if Scale(a, e, s) in by_scale]
 
     per_alpha = {a: _condition(cfg, group(a, eps0)) for a in alphas}
     per_eps = {e: _condition(cfg, group(alpha_m, e)) for e in eps_list}
@@ -402,25 +357,19 @@ def summary_numbers(alphas: list[float], per_alpha: dict[float, dict[str, Any]],
 
     delays, dist = col(per_alpha, alphas, "delay"), col(per_alpha, alphas, "distance_final")
     d_small, d_large = delays[0], delays[-1]
-    falls = _steps_apart(dist, -1.0)
-    eps_falls = _steps_apart(col(per_eps, eps, "delay"), -1.0)
     return {
-        "delay_min_increase": _steps_apart(delays),
+        "delay_min_increase": min_step(delays),
         "delay_ratio": (d_large / d_small) if d_small is not None and d_large is not None and d_small > 0 else None,
-        "final_test_min_increase": _steps_apart(col(per_alpha, alphas, "final_test")),
+        "final_test_min_increase": min_step(col(per_alpha, alphas, "final_test")),
         "kr_fraction": per_alpha[alphas[0]].get("kr_fraction"),
-        "distance_max_increase": None if falls is None else -falls,
+        "distance_max_increase": max_step(dist),
         "distance_slope": fit_slope(alphas, dist) if all(v is not None and v > 0 for v in dist) else None,
-        "eps_delay_max_increase": None if eps_falls is None else -eps_falls,
-        "eps_cka_min_increase": _steps_apart(col(per_eps, eps, "cka_init")),
+        "eps_delay_max_increase": max_step(col(per_eps, eps, "delay")),
+        "eps_cka_min_increase": min_step(col(per_eps, eps, "cka_init")),
     }
 
 
 # ------------------------------------------------------------------------------------- verdict
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
-
-
 def _pilot_list(key: str, alphas: list[float]) -> str:
     values = [f"{PILOT[a][key]:g}" if a in PILOT else "-" for a in alphas]
     return f"pilot {key} at alpha = {', '.join(f'{a:g}' for a in alphas)}: {', '.join(values)}"
@@ -483,11 +432,11 @@ def verdict(cfg: LazyRichConfig, summary: dict[str, Any]) -> Verdict:
         f"misalignment at alpha={summary['misalignment_alpha']:g} (seed means)": {
             f"eps={e:g}": _eps_row(summary["per_eps"][f"{e:g}"]) for e in summary["eps"]},
         "kernel distance ||K_T - K_0|| / ||K_0|| at the end": {
-            f"alpha={a:g}": _fmt(per[f"{a:g}"].get("distance_final")) for a in alphas},
+            f"alpha={a:g}": fmt(per[f"{a:g}"].get("distance_final")) for a in alphas},
         "GROK-2 worst checkpoint": _worst(summary["decomposition_worst"]),
         "initial test loss / initial-NTK kernel regression test (seed means)": {
-            "test at init": _fmt(per[f"{small:g}"].get("init_test")) + f" (pilot {PILOT_INIT_TEST})",
-            "kernel regression": _fmt(per[f"{small:g}"].get("kr_test")) + f" (pilot {PILOT_KR_TEST})"},
+            "test at init": fmt(per[f"{small:g}"].get("init_test")) + f" (pilot {PILOT_INIT_TEST})",
+            "kernel regression": fmt(per[f"{small:g}"].get("kr_test")) + f" (pilot {PILOT_KR_TEST})"},
         "mapping": {"lr": "eta0 N / (2 alpha^2) (spec eta0 N / alpha^2 on a loss with 1/2)",
                     "output_scale": "alpha / N", "eta0": f"{cfg.eta0:g}", "seeds": str(list(cfg.seeds))},
     }
@@ -506,28 +455,28 @@ def _row(row: dict[str, Any], pilot: dict[str, float] | None) -> str:
     def p(key: str, scale: float = 1.0) -> str:
         return f" [{pilot[key] / scale:.4g}]" if pilot else ""
 
-    return (f"t_tr {_fmt(row['t_tr'])}{p('t_tr')}, t_te {_fmt(row['t_te'])}{p('t_te')}, "
-            f"delay {_fmt(row['delay'])}{p('delay')}, max test/init {_fmt(row['max_test_ratio'])}"
-            f"{p('max_test', PILOT_INIT_TEST)}, final test {_fmt(row['final_test'])}{p('final_test')} "
-            f"(x init {_fmt(row['final_test_ratio'])}{p('final_test', PILOT_INIT_TEST)}), "
-            f"CKA {_fmt(row['cka_init'])} -> {_fmt(row['cka_final'])}, kernel distance {_fmt(row['distance_final'])}")
+    return (f"t_tr {fmt(row['t_tr'])}{p('t_tr')}, t_te {fmt(row['t_te'])}{p('t_te')}, "
+            f"delay {fmt(row['delay'])}{p('delay')}, max test/init {fmt(row['max_test_ratio'])}"
+            f"{p('max_test', PILOT_INIT_TEST)}, final test {fmt(row['final_test'])}{p('final_test')} "
+            f"(x init {fmt(row['final_test_ratio'])}{p('final_test', PILOT_INIT_TEST)}), "
+            f"CKA {fmt(row['cka_init'])} -> {fmt(row['cka_final'])}, kernel distance {fmt(row['distance_final'])}")
 
 
 def _eps_row(row: dict[str, Any]) -> str:
     if not row.get("seeds"):
         return "no finished run"
     ratio = row["t_te"] / row["t_tr"] if row["t_te"] is not None and row["t_tr"] else None
-    return (f"CKA at init {_fmt(row['cka_init'])}, t_tr {_fmt(row['t_tr'])}, t_te {_fmt(row['t_te'])}, "
-            f"delay {_fmt(row['delay'])} (t_te / t_tr {_fmt(ratio, 3)}), max test/init {_fmt(row['max_test_ratio'])}, "
-            f"final test/init {_fmt(row['final_test_ratio'])}")
+    return (f"CKA at init {fmt(row['cka_init'])}, t_tr {fmt(row['t_tr'])}, t_te {fmt(row['t_te'])}, "
+            f"delay {fmt(row['delay'])} (t_te / t_tr {fmt(ratio, 3)}), max test/init {fmt(row['max_test_ratio'])}, "
+            f"final test/init {fmt(row['final_test_ratio'])}")
 
 
 def _worst(worst: dict[str, Any] | None) -> str:
     if worst is None:
         return "n/a"
-    return (f"{worst['run']} at tau {worst['tau']:g}: eq. 6 = {_fmt(worst['total'])} (variance {_fmt(worst['variance'])}, "
-            f"misalignment {_fmt(worst['misalignment'])}, linear {_fmt(worst['linear'])}), Monte Carlo "
-            f"{_fmt(worst['monte_carlo'])} +- {_fmt(worst['se'])} (rel. error {_fmt(worst['rel_error'])})")
+    return (f"{worst['run']} at tau {worst['tau']:g}: eq. 6 = {fmt(worst['total'])} (variance {fmt(worst['variance'])}, "
+            f"misalignment {fmt(worst['misalignment'])}, linear {fmt(worst['linear'])}), Monte Carlo "
+            f"{fmt(worst['monte_carlo'])} +- {fmt(worst['se'])} (rel. error {fmt(worst['rel_error'])})")
 
 
 # ------------------------------------------------------------------------------------- figures
@@ -536,23 +485,21 @@ def figures(cfg: LazyRichConfig, runs: list[RunData], summary: dict[str, Any]) -
     per, alphas = summary["per_alpha"], summary["alphas"]
     rows = {f"alpha={a:g}": per[f"{a:g}"] for a in alphas if per[f"{a:g}"].get("seeds")}
     if rows:
-        first = next(iter(rows.values()))
-        same = {k: r["test_curve"] for k, r in rows.items() if r["curve_tau"] == first["curve_tau"]}
         out["test loss over training"] = plots.curves(
-            first["curve_tau"], same, title="test loss / initial (seed mean): delayed generalization grows with alpha",
-            xlabel="tau = eta0 * step", ylabel="test / initial", logx=True, hlines={"t_te threshold": cfg.check.test_drop})
-        same = {k: r["train_curve"] for k, r in rows.items() if r["train_tau"] == first["train_tau"]}
+            *aligned_curves(rows, "curve_tau", "test_curve"), xlabel="tau = eta0 * step", ylabel="test / initial",
+            title="test loss / initial (seed mean): delayed generalization grows with alpha", logx=True,
+            hlines={"t_te threshold": cfg.check.test_drop})
         out["train loss over training"] = plots.curves(
-            first["train_tau"], same, title="train loss / initial (seed mean)", xlabel="tau = eta0 * step",
-            ylabel="train / initial", logx=True, logy=True, hlines={"t_tr threshold": cfg.check.train_drop})
-        same = {k: r["distance_curve"] for k, r in rows.items() if r["checkpoint_tau"] == first["checkpoint_tau"]}
+            *aligned_curves(rows, "train_tau", "train_curve"), title="train loss / initial (seed mean)",
+            xlabel="tau = eta0 * step", ylabel="train / initial", logx=True, logy=True,
+            hlines={"t_tr threshold": cfg.check.train_drop})
         out["kernel distance over training"] = plots.curves(
-            first["checkpoint_tau"], same, title="||K_t - K_0||_F / ||K_0||_F on the training points (seed mean)",
-            xlabel="tau = eta0 * step", ylabel="relative kernel distance", markers=True)
-        same = {k: r["cka_curve"] for k, r in rows.items() if r["checkpoint_tau"] == first["checkpoint_tau"]}
+            *aligned_curves(rows, "checkpoint_tau", "distance_curve"), xlabel="tau = eta0 * step",
+            title="||K_t - K_0||_F / ||K_0||_F on the training points (seed mean)", ylabel="relative kernel distance",
+            markers=True)
         out["kernel-target alignment over training"] = plots.curves(
-            first["checkpoint_tau"], same, title="uncentred CKA y^T K y / (||K|| ||y||^2) on held-out points",
-            xlabel="tau = eta0 * step", ylabel="CKA", markers=True)
+            *aligned_curves(rows, "checkpoint_tau", "cka_curve"), xlabel="tau = eta0 * step", ylabel="CKA",
+            title="uncentred CKA y^T K y / (||K|| ||y||^2) on held-out points", markers=True)
     dist = [per[f"{a:g}"].get("distance_final") for a in alphas]
     if all(d is not None and d > 0 for d in dist):
         slope = summary["distance_slope"]
@@ -564,10 +511,8 @@ def figures(cfg: LazyRichConfig, runs: list[RunData], summary: dict[str, Any]) -
     eps_rows = {f"eps={e:g}": summary["per_eps"][f"{e:g}"] for e in summary["eps"]
                 if summary["per_eps"][f"{e:g}"].get("seeds")}
     if eps_rows:
-        first = next(iter(eps_rows.values()))
-        same = {k: r["test_curve"] for k, r in eps_rows.items() if r["curve_tau"] == first["curve_tau"]}
         out["misalignment: test loss against eps"] = plots.curves(
-            first["curve_tau"], same, title=f"test loss / initial at alpha={summary['misalignment_alpha']:g}: "
+            *aligned_curves(eps_rows, "curve_tau", "test_curve"), title=f"test loss / initial at alpha={summary['misalignment_alpha']:g}: "
                                             "lower eps, lower initial alignment", xlabel="tau = eta0 * step",
             ylabel="test / initial", logx=True, hlines={"t_te threshold": cfg.check.test_drop})
     grok2 = summary["grok2"]

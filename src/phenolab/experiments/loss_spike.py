@@ -59,15 +59,17 @@ from typing import Annotated, Any, Union
 import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
-from scipy.stats import spearmanr
 
 from phenolab.config import (ExperimentSpec, ExpressionData, MLPSpec, PosFloat, PosInt, ProbeSpec, RunSpec, Seeds,
                              SinesData, Spec, TrainSpec)
-from phenolab.experiments.base import Experiment, RunData, register
+from phenolab.experiments.analysis import (Spike, detect_spikes, finite_or_none, nearest_index, round_sig,
+                                           window_spearman)
+from phenolab.experiments.base import Experiment, Planned, RunData, register, with_conditions
 from phenolab.experiments.runner import failed_runs
 from phenolab.train.engines import build_run as build
 from phenolab.experiments.verdict import Check, Verdict
-from phenolab.probes.condensation import cosine_matrix, neuron_vectors
+from phenolab.probes.condensation import neuron_vectors, top_neuron_alignment
+from phenolab.probes.frequency import low_frequency_share
 from phenolab.probes.hessian import hessian_probe
 from phenolab.probes.neurons import two_layer_neurons
 from phenolab.probes.parameters import directional_derivative, function_values, unflatten_parameters
@@ -76,104 +78,6 @@ from phenolab.report import plots
 SOURCE = "arXiv:2305.12133 (Li, Xu, Zhang 2023, 'Loss Spike in Training Neural Networks')"
 
 Fraction = Annotated[float, Field(gt=0, le=1)]
-
-
-# ------------------------------------------------------------------------------ measurements
-@dataclass(frozen=True)
-class Spike:
-    """One loss spike: steps of onset t_o, peak t_p and end t_e (None: not back below L(t_o))."""
-
-    onset: int
-    peak: int
-    end: int | None
-    onset_loss: float
-    peak_loss: float
-
-    @property
-    def factor(self) -> float:
-        """L(t_p) / L(t_o)."""
-        return self.peak_loss / self.onset_loss if self.onset_loss > 0 else math.inf
-
-
-def detect_spikes(steps: np.ndarray, loss: np.ndarray, factor: float = 10.0) -> list[Spike]:
-    """Loss spikes by the rule of docs/specs/loss-spike.md (arXiv:2305.12133).
-
-    A run of increases L(s_i) < L(s_{i+1}) < ... < L(s_j) starting at the onset t_o = s_i and
-    ending at the peak t_p = s_j is a spike when L(t_p) >= factor * L(t_o); its end t_e is the
-    first step after t_p with L < L(t_o) (None if the loss never gets there). The search for the
-    next onset continues from the peak, so spikes are ordered and do not overlap in their ascents.
-    A decrease inside an ascent ends the run there (the protocol's strict "run of increases").
-    `steps` and `loss` are aligned 1-D arrays in step order; NaN losses never count as increases.
-    """
-    steps = np.asarray(steps, dtype=np.int64).ravel()
-    loss = np.asarray(loss, dtype=np.float64).ravel()
-    if steps.shape != loss.shape:
-        raise ValueError(f"steps {steps.shape} and loss {loss.shape} differ in shape")
-    up = loss[1:] > loss[:-1]  # False wherever a NaN is involved
-    spikes: list[Spike] = []
-    i, n = 0, len(loss)
-    while i < n - 1:
-        if not up[i]:
-            i += 1
-            continue
-        j = i + 1
-        while j < n - 1 and up[j]:
-            j += 1
-        if loss[j] >= factor * loss[i]:
-            below = np.flatnonzero(loss[j + 1:] < loss[i])
-            end = int(steps[j + 1 + below[0]]) if below.size else None
-            spikes.append(Spike(int(steps[i]), int(steps[j]), end, float(loss[i]), float(loss[j])))
-        i = j
-    return spikes
-
-
-def low_frequency_share(values: np.ndarray, fraction: float = 0.05) -> float:
-    """rho_LF: the share of the DFT energy of `values` (N samples, evenly spaced) in the lowest
-    `fraction` of the frequencies.
-
-    With F = DFT(values) and K = ceil(fraction (N // 2 + 1)) the number of low frequencies
-    among the N // 2 + 1 non-negative ones (13 of 257 for N = 512, fraction = 0.05),
-    rho_LF = sum_{|k| < K} |F_k|^2 / sum_k |F_k|^2 over both signs of k (Parseval: the
-    denominator is N sum_i values_i^2). The zero frequency (the mean) counts as low. 1 for a
-    constant, NaN for all zeros.
-    """
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    if not 0 < fraction <= 1:
-        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
-    n = arr.size
-    if n == 0:
-        raise ValueError("values is empty")
-    energy = np.abs(np.fft.fft(arr)) ** 2
-    total = float(energy.sum())
-    if total == 0:
-        return math.nan
-    k = np.arange(n)
-    low = np.minimum(k, n - k) < math.ceil(fraction * (n // 2 + 1))
-    return float(energy[low].sum() / total)
-
-
-def top_neuron_alignment(u: np.ndarray, amplitude: np.ndarray, fraction: float = 0.5) -> float:
-    """Mean pairwise |cos(u_k, u_l)| over the neurons k < l among the ceil(fraction m) of largest
-    amplitude (docs/specs/loss-spike.md: the input vectors u_k = (w_k, b_k), amplitude |a_k| ||u_k||).
-
-    Random directions in the plane give 2/pi ~ 0.64 on average; 1 when they all lie on one line
-    (condensed, arXiv:2105.11686). NaN with fewer than two neurons selected.
-    """
-    rows = np.asarray(u, dtype=np.float64).reshape(len(u), -1)
-    amp = np.asarray(amplitude, dtype=np.float64).ravel()
-    if len(amp) != len(rows):
-        raise ValueError(f"{len(rows)} neurons but {len(amp)} amplitudes")
-    keep = np.argsort(-amp, kind="stable")[: math.ceil(fraction * len(rows))]
-    if len(keep) < 2:
-        return math.nan
-    D = np.abs(cosine_matrix(rows[keep]))
-    return float(D[np.triu_indices(len(keep), k=1)].mean())
-
-
-def nearest_index(steps: np.ndarray, step: float) -> int:
-    """Index of the entry of `steps` closest to `step` (the earlier one on a tie)."""
-    steps = np.asarray(steps)
-    return int(np.argmin(np.abs(steps - step)))
 
 
 # ------------------------------------------------------------------------------------ config
@@ -258,6 +162,25 @@ def label(seed: int, c: float, control: bool = False) -> str:
     return f"seed={seed},c={c:g}" + (",control" if control else "")
 
 
+@dataclass(frozen=True)
+class Rate:
+    """A run's condition: seed, c (eta = c 2 / lambda_max(theta_0)) and whether it is the eta /
+    control_divisor control."""
+
+    seed: int
+    c: float
+    control: bool = False
+
+    @property
+    def label(self) -> str:
+        return label(self.seed, self.c, self.control)
+
+
+def conditions(cfg: LossSpikeConfig) -> list[Rate]:
+    """The runs' conditions in plan order (cheap: no initial sharpness, unlike `plan`)."""
+    return [Rate(seed, c, control) for seed in cfg.seeds for c in cfg.cs for control in (False, True)]
+
+
 _LANCZOS_OPTIONS = ("loss", "float64", "seed", "tol", "iters")
 
 
@@ -270,27 +193,25 @@ def initial_sharpness(spec: RunSpec, hessian_options: dict[str, Any] | None = No
     return float(hessian_probe(model, task, k=1, **options)["top_0"])
 
 
-def plan(cfg: LossSpikeConfig) -> list[tuple[str, RunSpec]]:
+def plan(cfg: LossSpikeConfig) -> list[Planned]:
     """Per seed: lambda_max(theta_0), then per c a run with eta = c 2 / lambda_max(theta_0) and its
     control with eta / control_divisor (probe ``parameters`` only)."""
     hessian = next(p for p in cfg.probes if p.name == "hessian")
     params = [p.model_dump(mode="json") for p in cfg.probes if p.name == "parameters"]
-    out: list[tuple[str, RunSpec]] = []
-    for seed in cfg.seeds:
-        lam0 = initial_sharpness(cfg.run_spec(seed), hessian.options)
-        for c in cfg.cs:
-            lr = c * 2.0 / lam0
-            out.append((label(seed, c), cfg.run_spec(seed, **{"train.lr": lr})))
-            out.append((label(seed, c, control=True),
-                        cfg.run_spec(seed, **{"train.lr": lr / cfg.control_divisor, "probes": params})))
+    lam0 = {seed: initial_sharpness(cfg.run_spec(seed), hessian.options) for seed in cfg.seeds}
+    out = []
+    for r in conditions(cfg):
+        lr = r.c * 2.0 / lam0[r.seed]
+        changes = {"train.lr": lr / cfg.control_divisor, "probes": params} if r.control else {"train.lr": lr}
+        out.append(Planned(r.label, cfg.run_spec(r.seed, **changes), r))
     return out
 
 
+def _by_rate(cfg: LossSpikeConfig, runs: list[RunData]) -> dict[Rate, RunData]:
+    return {r.condition: r for r in with_conditions(runs, {c.label: c for c in conditions(cfg)})}
+
+
 # ---------------------------------------------------------------------------------- analysis
-def _finite(x: float | None) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
 class _Trajectory:
     """The stored parameter points of a run (probe ``parameters``) and its network, to evaluate
     f(x; theta) and the neurons at any stored step."""
@@ -334,17 +255,9 @@ def deviation(cfg: LossSpikeConfig, run: RunData, spike: Spike, traj: _Trajector
 
 
 def slas(loss: pd.Series, sharpness: pd.Series, start: float, stop: float) -> tuple[float | None, int]:
-    """Spearman's rank correlation rho of L(t) and lambda_max(t) over the steps t of `sharpness`
-    (its probe steps) with start <= t <= stop, and the number of steps used (finite pairs).
-    None with fewer than 3 pairs or when either is constant there. SLAS (smaller loss as sharper,
-    arXiv:2305.12133): rho < 0, the loss falls while the sharpness grows."""
-    steps = sharpness.index.to_numpy()
-    window = (steps >= start) & (steps <= stop)
-    losses, lams = loss.reindex(steps[window]).to_numpy(), sharpness.to_numpy()[window]
-    ok = np.isfinite(losses) & np.isfinite(lams)
-    if ok.sum() < 3 or np.ptp(losses[ok]) == 0 or np.ptp(lams[ok]) == 0:
-        return None, int(ok.sum())
-    return _finite(float(spearmanr(losses[ok], lams[ok]).statistic)), int(ok.sum())
+    """Spearman's rho of L(t) and lambda_max(t) over the probe steps start <= t <= stop, and the
+    number of pairs (`window_spearman`). SLAS (smaller loss as sharper, arXiv:2305.12133): rho < 0."""
+    return window_spearman(loss, sharpness, start, stop)
 
 
 def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None, spike: Spike, loss: pd.Series,
@@ -375,7 +288,7 @@ def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None,
     out["rho_SLAS"], out["SLAS points"] = slas(loss, lam, clipped, spike.onset)
     out["SLAS window"] = [max(clipped, 0), spike.onset]
     if clipped != start:  # reported, not judged: the full window across the previous spike
-        out[f"rho_SLAS over all {cfg.slas_window} steps"] = slas(loss, lam, start, spike.onset)[0]
+        out["rho_SLAS over the full window"] = slas(loss, lam, start, spike.onset)[0]
     # the deviation theta(t_p) - theta(t_o) and the top eigendirection at t_o
     dev = deviation(cfg, run, spike, traj)
     s_o, s_p, delta, coef = dev["steps"][0], dev["steps"][1], dev["delta"], dev["coef"]
@@ -385,12 +298,12 @@ def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None,
         "deviation steps": [s_o, s_p],
         "|Delta theta|": float(np.linalg.norm(delta)),
         "share of |Delta theta|^2 along v_1": coef**2 / float(delta @ delta) if float(delta @ delta) > 0 else None,
-        "|delta f_1| / |f(t_p) - f(t_o)|": _finite(float(np.linalg.norm(top_change) / np.linalg.norm(full_change))),
-        "rho_LF(top)": _finite(low_frequency_share(top_change, cfg.low_fraction)),
-        "rho_LF(non-top)": _finite(low_frequency_share(rest, cfg.low_fraction)),
+        "|delta f_1| / |f(t_p) - f(t_o)|": finite_or_none(float(np.linalg.norm(top_change) / np.linalg.norm(full_change))),
+        "rho_LF(top)": finite_or_none(low_frequency_share(top_change, cfg.low_fraction)),
+        "rho_LF(non-top)": finite_or_none(low_frequency_share(rest, cfg.low_fraction)),
         # reported, not judged: the same shares without the zero frequency (the mean of the change)
-        "rho_LF(top), mean removed": _finite(low_frequency_share(top_change - top_change.mean(), cfg.low_fraction)),
-        "rho_LF(non-top), mean removed": _finite(low_frequency_share(rest - rest.mean(), cfg.low_fraction)),
+        "rho_LF(top), mean removed": finite_or_none(low_frequency_share(top_change - top_change.mean(), cfg.low_fraction)),
+        "rho_LF(non-top), mean removed": finite_or_none(low_frequency_share(rest - rest.mean(), cfg.low_fraction)),
     })
     out["rho_LF(top) - rho_LF(non-top)"] = (None if out["rho_LF(top)"] is None or out["rho_LF(non-top)"] is None
                                              else out["rho_LF(top)"] - out["rho_LF(non-top)"])
@@ -400,9 +313,9 @@ def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None,
     for name, tr in (("", traj), ("control ", control_traj)):
         before_v = after_v = None
         if tr is not None:
-            before_v = _finite(tr.alignment(tr.at(spike.onset)[1], cfg.top_fraction))
+            before_v = finite_or_none(tr.alignment(tr.at(spike.onset)[1], cfg.top_fraction))
             if after is not None:
-                after_v = _finite(tr.alignment(tr.at(after)[1], cfg.top_fraction))
+                after_v = finite_or_none(tr.alignment(tr.at(after)[1], cfg.top_fraction))
         out[f"{name}mean |cos| before"] = before_v
         out[f"{name}mean |cos| after"] = after_v
         out[f"{name}gain"] = None if before_v is None or after_v is None else after_v - before_v
@@ -411,7 +324,7 @@ def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None,
     if after is not None:  # how far the neurons moved over the same steps (reported, not judged)
         u_o, u_a = traj.neurons(traj.at(spike.onset)[1])[0], traj.neurons(traj.at(after)[1])[0]
         cos = np.sum(u_o * u_a, axis=1) / (np.linalg.norm(u_o, axis=1) * np.linalg.norm(u_a, axis=1))
-        out[f"RD of (w, b) from t_o to t_e + {cfg.after_steps}"] = float(np.linalg.norm(u_a - u_o) / np.linalg.norm(u_o))
+        out["RD of (w, b) from t_o to t_e + after_steps"] = float(np.linalg.norm(u_a - u_o) / np.linalg.norm(u_o))
         out["largest neuron rotation (degrees)"] = float(np.degrees(np.arccos(np.clip(cos, -1, 1)).max()))
     return out
 
@@ -419,14 +332,14 @@ def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None,
 def analyze(cfg: LossSpikeConfig, runs: list[RunData]) -> dict[str, Any]:
     """Per seed: the spikes of every c's run, the chosen c (the first in ``cs`` with a spike) and,
     for each of its spikes, the measures of `_spike_measures`."""
-    by_label = {r.label: r for r in runs}
+    by_rate = _by_rate(cfg, runs)
     per_seed: dict[str, Any] = {}
     for seed in cfg.seeds:
         rows: dict[str, Any] = {}
         chosen: float | None = None
         spikes: list[Spike] = []
         for c in cfg.cs:
-            run = by_label[label(seed, c)]
+            run = by_rate[Rate(seed, c)]
             if run.status != "done":
                 rows[f"c={c:g}"] = {"status": run.status, "lr": run.spec.train.lr}
                 continue
@@ -442,8 +355,7 @@ def analyze(cfg: LossSpikeConfig, runs: list[RunData]) -> dict[str, Any]:
                 chosen, spikes = c, found
         entry: dict[str, Any] = {"per_c": rows, "chosen_c": chosen, "spikes": []}
         if chosen is not None:
-            run = by_label[label(seed, chosen)]
-            control = by_label[label(seed, chosen, control=True)]
+            run, control = by_rate[Rate(seed, chosen)], by_rate[Rate(seed, chosen, control=True)]
             control_ok = control if control.status == "done" else None
             loss = run.series("loss")
             traj = _Trajectory(run)
@@ -504,7 +416,7 @@ def verdict(cfg: LossSpikeConfig, summary: dict[str, Any]) -> Verdict:
     details: dict[str, Any] = {}
     for seed, entry in summary["per_seed"].items():
         details[f"seed {seed}: runs per c (eta = c 2 / lambda_max(theta_0))"] = {
-            k: {kk: _round(vv) for kk, vv in v.items()} for k, v in entry["per_c"].items()}
+            k: {kk: round_sig(vv) for kk, vv in v.items()} for k, v in entry["per_c"].items()}
         if entry["chosen_c"] is None:
             details[f"seed {seed}: chosen c"] = f"none of {cfg.cs} gave a spike in {cfg.train.steps} steps"
             continue
@@ -512,26 +424,18 @@ def verdict(cfg: LossSpikeConfig, summary: dict[str, Any]) -> Verdict:
                                             f"2/eta = {2 / entry['lr']:.5g}; control eta = {entry['control lr']:.5g} "
                                             f"({entry['control spikes']} spikes)")
         for i, s in enumerate(entry["spikes"]):
-            details[f"seed {seed}: spike {i + 1}"] = {k: _round(v) for k, v in s.items() if not k.startswith("_")}
+            details[f"seed {seed}: spike {i + 1}"] = {k: round_sig(v) for k, v in s.items() if not k.startswith("_")}
     return Verdict("loss-spike", checks, source=SOURCE, failure=summary["failure"], details=details)
-
-
-def _round(x: Any) -> Any:
-    if isinstance(x, float):
-        return float(f"{x:.5g}") if math.isfinite(x) else None
-    if isinstance(x, list):
-        return [_round(v) for v in x]
-    return x
 
 
 # ----------------------------------------------------------------------------------- figures
 def figures(cfg: LossSpikeConfig, runs: list[RunData], summary: dict[str, Any]) -> dict[str, Any]:
-    by_label = {r.label: r for r in runs}
+    by_rate = _by_rate(cfg, runs)
     out: dict[str, Any] = {}
     for seed, entry in summary["per_seed"].items():
         chosen = entry["chosen_c"]
         c_show = chosen if chosen is not None else cfg.cs[0]
-        run = by_label.get(label(int(seed), c_show))
+        run = by_rate.get(Rate(int(seed), c_show))
         if run is None or run.status != "done":
             continue
         loss, lam = run.series("loss"), run.series("hessian/top_0")
@@ -564,7 +468,7 @@ def figures(cfg: LossSpikeConfig, runs: list[RunData], summary: dict[str, Any]) 
             k, spectra, title=f"DFT energy of the deviation; low band: k < {math.ceil(cfg.low_fraction * (n // 2 + 1))}",
             xlabel="frequency index k", ylabel="|DFT|^2", logy=True,
             marks={"low-frequency band edge": math.ceil(cfg.low_fraction * (n // 2 + 1)) - 0.5})
-        control = by_label.get(label(int(seed), c_show, control=True))
+        control = by_rate.get(Rate(int(seed), c_show, control=True))
         series = {}
         for tag, r in (("eta", run), (f"eta/{cfg.control_divisor:g} (control)", control)):
             if r is None or r.status != "done":

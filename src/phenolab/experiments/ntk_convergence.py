@@ -17,16 +17,16 @@ networks here have no biases (beta = 0); the analytic kernel uses the same conve
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, MLPSpec, PosInt, ProbeSpec, ProductData, RunSpec, Seeds, Spec,
-                             TrainSpec)
-from phenolab.experiments.analysis import median_or_none
-from phenolab.experiments.base import Experiment, RunData, register
-from phenolab.experiments.phase_diagram import fit_slope
+from phenolab.config import ExperimentSpec, MLPSpec, PosInt, ProbeSpec, ProductData, Seeds, Spec, TrainSpec
+from phenolab.experiments.analysis import fit_slope
+from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
+                                      with_conditions)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.ntk import relative_kernel_distance
@@ -79,13 +79,26 @@ PRESETS = {
 }
 
 
-def plan(cfg: NTKConfig) -> list[tuple[str, RunSpec]]:
+@dataclass(frozen=True)
+class Kernel:
+    """A run's condition: the kernel at initialization (NTK-1a) or over training (NTK-1b), width, seed."""
+
+    stage: Literal["init", "train"]
+    width: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.stage},m={self.width},seed={self.seed}"
+
+
+def plan(cfg: NTKConfig) -> list[Planned]:
     """Kernels at initialization (zero-step runs on the circle), then trained runs on Gaussian points."""
-    runs = [(f"init,m={m},seed={s}", cfg.run_spec(s, **{"model.width": m, "train.steps": 0}))
-            for m in cfg.init_widths for s in cfg.seeds]
-    runs += [(f"train,m={m},seed={s}", cfg.run_spec(s, **{
-        "model.width": m, "data.sampling": "gaussian", "data.n_train": cfg.train_points, "data.seed": 0}))
-        for m in cfg.train_widths for s in cfg.train_seeds]
+    runs = [Planned(k.label, cfg.run_spec(k.seed, **{"model.width": k.width, "train.steps": 0}), k)
+            for k in (Kernel("init", m, s) for m in cfg.init_widths for s in cfg.seeds)]
+    runs += [Planned(k.label, cfg.run_spec(k.seed, **{
+        "model.width": k.width, "data.sampling": "gaussian", "data.n_train": cfg.train_points, "data.seed": 0}), k)
+        for k in (Kernel("train", m, s) for m in cfg.train_widths for s in cfg.train_seeds)]
     return runs
 
 
@@ -95,13 +108,13 @@ def _kernels(run: RunData) -> dict[str, np.ndarray]:
 
 def analyze(cfg: NTKConfig, runs: list[RunData]) -> dict[str, Any]:
     """NTK-1a: error against the analytic kernel per init width; NTK-1b: kernel change per train width."""
-    by = {r.label: r for r in runs}
+    by = by_condition(with_conditions(runs, conditions_of(plan(cfg))))
     depth = len(cfg.model.hidden_widths)
     errors: dict[int, list[float]] = {}
     theta = None
     for m in cfg.init_widths:
         for s in cfg.seeds:
-            run = by[f"init,m={m},seed={s}"]
+            run = by[Kernel("init", m, s)]
             if run.status != "done":
                 continue
             kernel = _kernels(run)["values"][0]
@@ -112,7 +125,7 @@ def analyze(cfg: NTKConfig, runs: list[RunData]) -> dict[str, Any]:
     changes: dict[int, list[float]] = {}
     for m in cfg.train_widths:
         for s in cfg.train_seeds:
-            run = by[f"train,m={m},seed={s}"]
+            run = by[Kernel("train", m, s)]
             if run.status != "done":
                 continue
             values = _kernels(run)["values"]
@@ -175,15 +188,16 @@ def figures(cfg: NTKConfig, runs: list[RunData], summary: dict[str, Any]) -> dic
             widths, {f"||K_200 - K_0|| / ||K_0||{_slope(summary['change_slope'])}": list(summary["change"].values())},
             title="NTK change during training", xlabel="width m", ylabel="relative change",
             logx=True, logy=True, markers=True)
-    run = next((r for r in runs if r.label.startswith("init") and r.status == "done"), None)
+    by = by_condition(with_conditions(runs, conditions_of(plan(cfg))))
+    run = next((r for k, r in by.items() if k.stage == "init" and r.status == "done"), None)
     if run is not None:
         x = run.artifact("ntk/inputs")["values"][0]
         theta, _ = analytic_ntk(x, depth=len(cfg.model.hidden_widths), activation="relu", weight_var=1.0, bias_var=0.0)
         angle = np.arctan2(x[:, 1], x[:, 0])
         series = {"analytic": theta[0]}
         for m in cfg.init_widths:
-            r = next((r for r in runs if r.label == f"init,m={m},seed={cfg.seeds[0]}" and r.status == "done"), None)
-            if r is not None:
+            r = by.get(Kernel("init", m, cfg.seeds[0]))
+            if r is not None and r.status == "done":
                 series[f"m = {m}"] = _kernels(r)["values"][0][0]
         out["Theta(x0, x) on the circle"] = plots.curves(
             angle, series, title="NTK row of x0 = (1, 0) at initialization", xlabel="angle of x (rad)",

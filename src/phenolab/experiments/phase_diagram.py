@@ -18,6 +18,7 @@ when the loss jumps by more than 50 %; stop at 1e-4 of the initial loss. phenola
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,9 @@ from pydantic import model_validator
 
 from phenolab.config import (ExperimentSpec, ExpressionData, InitSpec, MLPSpec, PosInt, ProbeSpec, RunSpec,
                              Seeds, Spec, TrainSpec)
-from phenolab.experiments.base import Experiment, RunData, register
+from phenolab.experiments.analysis import fit_slope
+from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
+                                      with_conditions)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots
@@ -76,11 +79,6 @@ def classify(slope: float, linear_below: float, condensed_above: float) -> str:
     if slope > condensed_above:
         return "condensed"
     return "critical"
-
-
-def fit_slope(widths: list[int], rds: list[float]) -> float:
-    """Least-squares slope of log RD against log m."""
-    return float(np.polyfit(np.log(widths), np.log(rds), 1)[0])
 
 
 class PhaseCheck(Spec):
@@ -142,19 +140,34 @@ PRESETS = {
 }
 
 
+@dataclass(frozen=True)
+class Point:
+    """A run's condition: phase point (gamma, gamma'), width m and seed."""
+
+    gamma: float
+    gamma_prime: float
+    width: int
+    seed: int
+
+    @property
+    def label(self) -> str:
+        return label(self.gamma, self.gamma_prime, self.width, self.seed)
+
+
 def label(gamma: float, gamma_prime: float, width: int, seed: int) -> str:
     return f"gamma={gamma:g},gamma'={gamma_prime:g},m={width},seed={seed}"
 
 
-def plan(cfg: PhaseDiagramConfig) -> list[tuple[str, RunSpec]]:
+def plan(cfg: PhaseDiagramConfig) -> list[Planned]:
     """One run per point, width and seed; init stds and lr follow the point and the width."""
-    return [(label(gamma, gamma_prime, width, seed), cfg.point_run(gamma, gamma_prime, width, seed))
-            for gamma, gamma_prime in cfg.points for width in cfg.widths for seed in cfg.seeds]
+    return [Planned(p.label, cfg.point_run(p.gamma, p.gamma_prime, p.width, p.seed), p)
+            for p in (Point(gamma, gamma_prime, width, seed) for gamma, gamma_prime in cfg.points
+                      for width in cfg.widths for seed in cfg.seeds)]
 
 
 def analyze(cfg: PhaseDiagramConfig, runs: list[RunData]) -> dict[str, Any]:
     """RD of (w, b) at the stopping time per run; per point and seed the slope over widths."""
-    by_label = {r.label: r for r in runs}
+    by_point = by_condition(with_conditions(runs, conditions_of(plan(cfg))))
     c = cfg.check
     points = []
     for gamma, gamma_prime in cfg.points:
@@ -162,7 +175,7 @@ def analyze(cfg: PhaseDiagramConfig, runs: list[RunData]) -> dict[str, Any]:
         for seed in cfg.seeds:
             rds = []
             for width in cfg.widths:
-                run = by_label[label(gamma, gamma_prime, width, seed)]
+                run = by_point[Point(gamma, gamma_prime, width, seed)]
                 rd = run.series("relative_distance/first")
                 rds.append(float(rd.iloc[-1]) if run.status == "done" and len(rd) else math.nan)
                 converged &= run.status == "done" and run.spec.train.steps > int(run.series("loss").index[-1])

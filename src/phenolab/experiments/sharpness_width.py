@@ -45,14 +45,17 @@ Verdict: check SHARP-1 (docs/specs/sharpness-width.md) on S_G at step 0 and at t
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, LinearTeacherData, MLPSpec, PosFloat, PosInt, ProbeSpec, RunSpec,
-                             Seeds, Spec, TrainSpec)
-from phenolab.experiments.base import Experiment, RunData, register
+from phenolab.config import (ExperimentSpec, LinearTeacherData, MLPSpec, PosFloat, PosInt, ProbeSpec, Seeds, Spec,
+                             TrainSpec)
+from phenolab.experiments.analysis import fmt, max_step, mean_or_none
+from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
+                                      with_conditions)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots
@@ -139,12 +142,22 @@ def label(name: str, width: int, seed: int) -> str:
     return f"{name},N={width},seed={seed}"
 
 
-def plan(cfg: SharpnessWidthConfig) -> list[tuple[str, RunSpec]]:
+@dataclass(frozen=True)
+class Width:
+    """A run's condition: the protocol's parametrization (muP or NTP), width N and seed."""
+
+    name: Literal["muP", "NTP"]
+    width: int
+    seed: int
+
+
+def plan(cfg: SharpnessWidthConfig) -> list[Planned]:
     """One run per parametrization, width and seed; lr follows the parametrization and the width."""
-    return [(label(name, width, seed),
-             cfg.run_spec(seed, **{"model.width": width, "model.parametrization": PARAMETRIZATIONS[name],
-                                   "train.lr": run_lr(name, cfg.eta0, width)}))
-            for name in PARAMETRIZATIONS for width in sorted(set(cfg.widths)) for seed in cfg.seeds]
+    return [Planned(label(w.name, w.width, w.seed),
+                    cfg.run_spec(w.seed, **{"model.width": w.width, "model.parametrization": PARAMETRIZATIONS[w.name],
+                                            "train.lr": run_lr(w.name, cfg.eta0, w.width)}), w)
+            for w in (Width(name, width, seed) for name in PARAMETRIZATIONS for width in sorted(set(cfg.widths))
+                      for seed in cfg.seeds)]
 
 
 def sharpness_series(run: RunData, n_points: int) -> Any:
@@ -152,15 +165,10 @@ def sharpness_series(run: RunData, n_points: int) -> Any:
     return run.spec.train.lr * 2.0 * run.series("ntk/eig_0") / n_points
 
 
-def _mean(values: list[float]) -> float | None:
-    finite = [v for v in values if v is not None and math.isfinite(v)]
-    return float(np.mean(finite)) if finite else None
-
-
 def analyze(cfg: SharpnessWidthConfig, runs: list[RunData]) -> dict[str, Any]:
     """Per parametrization and width: S_G at step 0 and at the last step, their ratio (means over
     seeds), the full-Hessian S_H at its probe steps, and the S_G curves for the figures."""
-    by_label = {r.label: r for r in runs}
+    by_width = by_condition(with_conditions(runs, conditions_of(plan(cfg))))
     widths = sorted(set(cfg.widths))
     n_points = min(int(next(p for p in cfg.probes if p.name == "ntk").options.get("points", 256)), cfg.data.n_train)
     per: dict[str, dict[str, Any]] = {}
@@ -169,7 +177,7 @@ def analyze(cfg: SharpnessWidthConfig, runs: list[RunData]) -> dict[str, Any]:
         for width in widths:
             s0s, s1s, ratios, curves, hess, losses = [], [], [], [], {}, []
             for seed in cfg.seeds:
-                run = by_label[label(name, width, seed)]
+                run = by_width[Width(name, width, seed)]
                 if run.status != "done":
                     continue
                 s = sharpness_series(run, n_points)
@@ -184,15 +192,15 @@ def analyze(cfg: SharpnessWidthConfig, runs: list[RunData]) -> dict[str, Any]:
                     hess.setdefault(int(step), []).append(run.spec.train.lr * float(value))
                 loss = run.series("loss")
                 losses.append(float(loss.iloc[-1]) if len(loss) else math.nan)
-            ratio = _mean(ratios)
+            ratio = mean_or_none(ratios)
             steps = curves[0].index.to_numpy() if curves else np.array([])
             rows[str(width)] = {
                 "lr": run_lr(name, cfg.eta0, width),
-                "S_G_init": _mean(s0s), "S_G_end": _mean(s1s), "ratio": ratio,
+                "S_G_init": mean_or_none(s0s), "S_G_end": mean_or_none(s1s), "ratio": ratio,
                 "growth": None if ratio is None else ratio - 1.0,
                 "ratio_per_seed": ratios, "S_G_end_per_seed": s1s,
-                "S_H": {str(k): _mean(v) for k, v in sorted(hess.items())},
-                "final_loss": _mean(losses),
+                "S_H": {str(k): mean_or_none(v) for k, v in sorted(hess.items())},
+                "final_loss": mean_or_none(losses),
                 "curve_steps": [int(t) for t in steps],
                 "curve": ([float(v) for v in np.mean([c.reindex(steps).to_numpy() for c in curves], axis=0)]
                           if curves else []),
@@ -215,8 +223,7 @@ def sharp1_numbers(widths: list[int], per: dict[str, dict[str, Any]]) -> dict[st
         "ntp_growth_smallest": ntp_growth[0],
         "ntp_growth_largest": ntp_growth[-1],
         # < 0: the growth decreases strictly from each width to the next
-        "ntp_max_increase": (max(b - a for a, b in zip(ntp_growth, ntp_growth[1:]))
-                             if all(v is not None for v in ntp_growth) and len(ntp_growth) > 1 else None),
+        "ntp_max_increase": max_step(ntp_growth),
     }
 
 
@@ -254,22 +261,18 @@ def verdict(cfg: SharpnessWidthConfig, summary: dict[str, Any]) -> Verdict:
                      if large in PILOT_NTP_RATIO else "")),
     ]
     details: dict[str, Any] = {"S_G = lr * 2 * eig_0(NTK) / P, init -> end (seed means)": {
-        name: {f"N={w}": f"{_fmt(per[name][str(w)]['S_G_init'])} -> {_fmt(per[name][str(w)]['S_G_end'])} "
-                         f"(x{_fmt(per[name][str(w)]['ratio'])})" for w in widths}
+        name: {f"N={w}": f"{fmt(per[name][str(w)]['S_G_init'])} -> {fmt(per[name][str(w)]['S_G_end'])} "
+                         f"(x{fmt(per[name][str(w)]['ratio'])})" for w in widths}
         for name in PARAMETRIZATIONS}}
     if any(per[name][str(w)]["S_H"] for name in PARAMETRIZATIONS for w in widths):
         details["full-Hessian S_H = lr * lambda_max(H) at its probe steps (seed means; spec: 0.134 at init, muP)"] = {
-            name: {f"N={w}": {f"step {k}": _fmt(v) for k, v in per[name][str(w)]["S_H"].items()} for w in widths}
+            name: {f"N={w}": {f"step {k}": fmt(v) for k, v in per[name][str(w)]["S_H"].items()} for w in widths}
             for name in PARAMETRIZATIONS}
     details["final training loss (seed means)"] = {
-        name: {f"N={w}": _fmt(per[name][str(w)]["final_loss"]) for w in widths} for name in PARAMETRIZATIONS}
+        name: {f"N={w}": fmt(per[name][str(w)]["final_loss"]) for w in widths} for name in PARAMETRIZATIONS}
     details["parametrizations"] = {"muP": "phenolab mean_field, lr = eta0 N / 2",
                                    "NTP": "phenolab ntk, lr = eta0 / 2"}
     return Verdict("sharpness-width", tuple(checks), source=SOURCE, failure=summary["failure"], details=details)
-
-
-def _fmt(x: float | None) -> str:
-    return "n/a" if x is None or not math.isfinite(x) else f"{x:.4g}"
 
 
 def figures(cfg: SharpnessWidthConfig, runs: list[RunData], summary: dict[str, Any]) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from phenolab.experiments.analysis import fmt
+
 Op = Literal["<", "<=", ">", ">=", "=="]
 
 
@@ -54,16 +56,10 @@ class Verdict:
             return "no checks were evaluated"
         if not failed:
             return "all checks passed"
-        return "failed: " + "; ".join(f"{c.name} = {_fmt(c.measured)} (need {c.op} {_fmt(c.threshold)})"
+        return "failed: " + "; ".join(f"{c.name} = {fmt(c.measured)} (need {c.op} {fmt(c.threshold)})"
                                       for c in failed)
 
     def to_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "passed": self.passed, "reason": self.reason,
                 "source": self.source, "failure": self.failure,
                 "checks": [c.to_dict() for c in self.checks], "details": self.details}
-
-
-def _fmt(x: float | None) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:.4g}"

@@ -39,6 +39,7 @@ __all__ = [
     "relative_distance_probe",
     "top_orientation_share",
     "top_singular_energy",
+    "top_neuron_alignment",
 ]
 
 def _numpy(values: np.ndarray | Tensor | Sequence[float]) -> np.ndarray:
@@ -328,3 +329,21 @@ def relative_distance_probe(
         "first": _rd_of(groups[0], reference),
         "last": _rd_of(groups[-1], reference),
     }
+
+
+def top_neuron_alignment(u: np.ndarray, amplitude: np.ndarray, fraction: float = 0.5) -> float:
+    """Mean pairwise |cos(u_k, u_l)| over the neurons k < l among the ceil(fraction m) of largest
+    amplitude (docs/specs/loss-spike.md: the input vectors u_k = (w_k, b_k), amplitude |a_k| ||u_k||).
+
+    Random directions in the plane give 2/pi ~ 0.64 on average; 1 when they all lie on one line
+    (condensed, arXiv:2105.11686). NaN with fewer than two neurons selected.
+    """
+    rows = np.asarray(u, dtype=np.float64).reshape(len(u), -1)
+    amp = np.asarray(amplitude, dtype=np.float64).ravel()
+    if len(amp) != len(rows):
+        raise ValueError(f"{len(rows)} neurons but {len(amp)} amplitudes")
+    keep = np.argsort(-amp, kind="stable")[: math.ceil(fraction * len(rows))]
+    if len(keep) < 2:
+        return math.nan
+    D = np.abs(cosine_matrix(rows[keep]))
+    return float(D[np.triu_indices(len(keep), k=1)].mean())

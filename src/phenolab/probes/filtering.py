@@ -120,6 +120,17 @@ def _relative(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / ref) if ref > 0 else float("nan")
 
 
+def scale_keys(j: int) -> tuple[str, str]:
+    """The keys of e_low and e_high at filter scale j in the result of `filter_probe`."""
+    return f"e_low_{j}", f"e_high_{j}"
+
+
+def filter_keys(n_scales: int, probe: str = "filter") -> list[tuple[str, str]]:
+    """The metric names (e_low, e_high) the ``filter`` probe records per scale, in the order of its
+    scales (the recorder prefixes ``<probe>/``)."""
+    return [(f"{probe}/{low}", f"{probe}/{high}") for low, high in map(scale_keys, range(n_scales))]
+
+
 @register_probe("filter")
 def filter_probe(
     model: nn.Module,
@@ -156,6 +167,6 @@ def filter_probe(
         e_high.append(_relative(h - h_low, y - y_low))
     out: ProbeResult = {"e_low": np.array(e_low), "e_high": np.array(e_high), "s": np.array(s_list)}
     for j in range(len(s_list)):
-        out[f"e_low_{j}"] = float(e_low[j])
-        out[f"e_high_{j}"] = float(e_high[j])
+        low, high = scale_keys(j)
+        out[low], out[high] = float(e_low[j]), float(e_high[j])
     return out

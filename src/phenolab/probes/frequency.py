@@ -12,6 +12,7 @@ the relative error of the output's spectrum at the peaks of the target's spectru
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,6 +33,9 @@ __all__ = [
     "frequency_probe",
     "projection_probe",
     "filter_probe",
+    "peak_key",
+    "frequency_keys",
+    "low_frequency_share",
 ]
 
 PEAK_FLOOR = 1e-3  # 1-D DFT: drops leakage ripples only
@@ -96,8 +100,20 @@ def _column(model: nn.Module, task: Task, output: int, batch_size: int | None) -
     return h[:, output], y[:, output]
 
 
-def _per_peak(prefix: str, values: np.ndarray) -> dict[str, float]:
-    return {f"{prefix}_{j}": float(v) for j, v in enumerate(values)}
+def peak_key(j: int) -> str:
+    """The key of peak j's Delta_F float in the result of `frequency_probe` and `projection_probe`
+    (peaks in ascending frequency, j = 0 the lowest)."""
+    return f"rel_err_{j}"
+
+
+def frequency_keys(n_peaks: int, probe: str = "frequency") -> list[str]:
+    """The metric names under which probe `probe` (``frequency`` or ``projection``) records the
+    Delta_F of its `n_peaks` peaks, lowest frequency first (the recorder prefixes ``<probe>/``)."""
+    return [f"{probe}/{peak_key(j)}" for j in range(n_peaks)]
+
+
+def _per_peak(values: np.ndarray) -> dict[str, float]:
+    return {peak_key(j): float(v) for j, v in enumerate(values)}
 
 
 @register_probe("frequency")
@@ -139,7 +155,7 @@ def frequency_probe(
         "rel_err": rel_err,
         "peak_index": idx,
         "peak_freq": 2 * np.pi * idx / (n * dx),
-        **_per_peak("rel_err", rel_err),
+        **_per_peak(rel_err),
     }
     if spectra:
         out["output_spectrum"] = np.abs(np.fft.fft(h))[: n // 2 + 1]
@@ -205,9 +221,34 @@ def projection_probe(
     idx = idx if max_peaks is None else idx[:max_peaks]
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_err = np.abs(fr[idx]) / np.abs(fy[idx])
-    out: ProbeResult = {"rel_err": rel_err, "k": grid[idx], **_per_peak("rel_err", rel_err)}
+    out: ProbeResult = {"rel_err": rel_err, "k": grid[idx], **_per_peak(rel_err)}
     if spectra:
         out["k_grid"] = grid
         out["target_spectrum"] = np.abs(fy)
         out["output_spectrum"] = np.abs(projected_spectrum(h, t, grid))
     return out
+
+
+def low_frequency_share(values: np.ndarray, fraction: float = 0.05) -> float:
+    """rho_LF: the share of the DFT energy of `values` (N samples, evenly spaced) in the lowest
+    `fraction` of the frequencies.
+
+    With F = DFT(values) and K = ceil(fraction (N // 2 + 1)) the number of low frequencies
+    among the N // 2 + 1 non-negative ones (13 of 257 for N = 512, fraction = 0.05),
+    rho_LF = sum_{|k| < K} |F_k|^2 / sum_k |F_k|^2 over both signs of k (Parseval: the
+    denominator is N sum_i values_i^2). The zero frequency (the mean) counts as low. 1 for a
+    constant, NaN for all zeros.
+    """
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    if not 0 < fraction <= 1:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    n = arr.size
+    if n == 0:
+        raise ValueError("values is empty")
+    energy = np.abs(np.fft.fft(arr)) ** 2
+    total = float(energy.sum())
+    if total == 0:
+        return math.nan
+    k = np.arange(n)
+    low = np.minimum(k, n - k) < math.ceil(fraction * (n // 2 + 1))
+    return float(energy[low].sum() / total)

@@ -21,7 +21,7 @@ from phenolab.probes.registry import ProbeResult, register_probe
 from phenolab.probes.requirements import INPUT_LAYER
 from phenolab.tasks.base import Task
 
-__all__ = ["weight_moments", "weight_moments_probe"]
+__all__ = ["weight_moments", "weight_moments_probe", "decomposition"]
 
 
 def weight_moments(w: Tensor | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -51,3 +51,20 @@ def weight_moments_probe(model: nn.Module, task: Task, *,
         out["mean_change"] = mean - mean0
         out["second_moment_change"] = second - second0
     return out
+
+
+def decomposition(beta: np.ndarray, mean_change: np.ndarray, moment_change: np.ndarray, alpha: float,
+                  eps: float) -> dict[str, float]:
+    """Eq. 6 of Kumar et al. with centred statistics: the population MSE (no 1/2) of
+    f = alpha wbar . x + (alpha eps / 2) x^T M x against y = (1/2) (beta . x)^2, x ~ N(0, I/D):
+    ``variance`` (1/4)(|beta|^2/D - (alpha eps/D) tr M)^2, ``misalignment`` (1/(2D^2))
+    ||alpha eps M - beta beta^T||_F^2, ``linear`` (alpha^2/D) |wbar|^2, and their sum ``total``."""
+    b = np.asarray(beta, dtype=np.float64).reshape(-1)
+    D = len(b)
+    M = np.asarray(moment_change, dtype=np.float64)
+    w = np.asarray(mean_change, dtype=np.float64).reshape(-1)
+    variance = 0.25 * (b @ b / D - alpha * eps / D * np.trace(M)) ** 2
+    misalignment = float(np.sum((alpha * eps * M - np.outer(b, b)) ** 2)) / (2 * D**2)
+    linear = alpha**2 / D * float(w @ w)
+    return {"variance": float(variance), "misalignment": misalignment, "linear": linear,
+            "total": float(variance + misalignment + linear)}

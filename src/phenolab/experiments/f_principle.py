@@ -124,7 +124,7 @@ def verdict(cfg: FPrincipleConfig, summary: dict[str, Any]) -> Verdict:
         Check(f"seeds (of {n}) passing: t_1 <= t_2 <= ... and t_high >= {c.min_ratio:g} t_low",
               summary["seeds_passed"], ">=", min(c.min_seeds, n), paper="low frequencies converge first"),
         Check("t_highest / t_lowest (median over seeds)", summary["median_ratio"], ">=", c.min_ratio,
-              paper="heat map staircase; factor 3 is the spec's guess"),
+              paper="heat map staircase; factor 3 is the protocol's guess (docs/specs/frequency-principle.md)"),
         Check("Delta_F(highest peak) when the lowest converged (median)", summary["median_high_error_at_low"],
               ">", c.high_error_at_low, paper="highest peak still unlearned"),
     )

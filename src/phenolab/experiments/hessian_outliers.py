@@ -40,7 +40,7 @@ from phenolab.probes.hessian import SPECTRUM_MAX_PARAMS
 from phenolab.report import plots
 
 SOURCE = "arXiv:1706.04454 (Sagun et al. 2017, Hessian spectrum: bulk near zero and outliers)"
-PILOT = ("spec pilot (k in 2, 3, 5, 8; 2 seeds): bulk fraction 0.95-0.996; outlier counts noisy "
+PILOT = ("pilot of docs/specs/hessian-outliers.md (k in 2, 3, 5, 8; 2 seeds): bulk fraction 0.95-0.996; outlier counts noisy "
          "(largest-ratio rule: k=2: 1, 1; k=3: 3, 2; k=5: 4, 3; k=8: 2, 1)")
 
 
@@ -253,7 +253,7 @@ def verdict(cfg: HessianOutliersConfig, summary: dict[str, Any]) -> Verdict:
     checks = [
         Check(f"HESS-1: fraction of eigenvalues with |lambda| <= {c.bulk_rel:g} lambda_max, k={k} "
               f"(min over {n_seeds} seeds x widths {base_w}, {wide_w})", summary["bulk_fraction_min"][str(k)], ">=",
-              c.min_bulk_fraction, paper="spec pilot 0.95-0.996")
+              c.min_bulk_fraction, paper="pilot 0.95-0.996 (docs/specs/hessian-outliers.md)")
         for k in cfg.classes
     ]
     counts = ", ".join(f"k={k}: {summary['mean_outliers'][f'k={k},width={base_w}']:.3g}"
@@ -287,7 +287,7 @@ def verdict(cfg: HessianOutliersConfig, summary: dict[str, Any]) -> Verdict:
             for g in summary["groups"]},
         "change of the mean outlier count with width, per k": summary["width_change"],
         "near-zero growth / parameter growth, per k": summary["bulk_growth"],
-        "spec pilot": PILOT,
+        "pilot": PILOT,
     })
 
 

@@ -28,7 +28,7 @@ from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots
 
-SOURCE = "arXiv:2309.00508 (local recovery near the global minima; spec section 5)"
+SOURCE = "arXiv:2309.00508 (local recovery near the global minima; docs/specs/recovery.md)"
 
 
 class LandscapeCheck(Spec):

@@ -155,7 +155,7 @@ class LazyRichConfig(ExperimentSpec):
         if self.data.n_test < 1:
             raise ValueError(f"data.n_test: the test loss needs held-out points, must be >= 1, got {self.data.n_test}")
         if self.train.optimizer != "gd" or self.train.batch_size is not None:
-            raise ValueError(f"train.optimizer: the spec trains with full-batch GD; must be gd without batch_size, "
+            raise ValueError(f"train.optimizer: the protocol (docs/specs/lazy-rich.md) trains with full-batch GD; must be gd without batch_size, "
                              f"got {self.train.optimizer!r} (batch_size {self.train.batch_size})")
         if len(set(self.alphas)) < 2:
             raise ValueError(f"alphas: comparing output scales needs at least two different alphas, got {self.alphas}")
@@ -401,7 +401,7 @@ def verdict(cfg: LazyRichConfig, summary: dict[str, Any]) -> Verdict:
               paper=f"pilot {PILOT[0.5]['final_test']} / {PILOT_KR_TEST} = {PILOT[0.5]['final_test'] / PILOT_KR_TEST:.3f}"),
         Check(f"GROK-2: largest |eq. 6 - Monte Carlo| / Monte Carlo over {summary['decomposition_points']} checkpoints "
               f"(all runs; {_fresh_points(cfg)} fresh points)", summary["decomposition_max_error"], "<=",
-              c.max_decomposition_error, paper="spec: 10k fresh points; pilot within ~3 % (2000 test points)"),
+              c.max_decomposition_error, paper="protocol: 10k fresh points; pilot within ~3 % (2000 test points)"),
     ]
     for a in alphas:
         if a <= c.growth_alpha:
@@ -417,11 +417,11 @@ def verdict(cfg: LazyRichConfig, summary: dict[str, Any]) -> Verdict:
         Check("lazy: largest increase of ||K_T - K_0||_F / ||K_0||_F from one alpha to the next (< 0: decreasing)",
               summary["distance_max_increase"], "<", 0.0, paper="Chizat et al.: distance ~ 1/alpha"),
         Check("lazy: slope of log ||K_T - K_0||_F / ||K_0||_F against log alpha", summary["distance_slope"], "<=",
-              c.max_distance_slope, paper="lazy theory -1 (not in the spec's pilot)"),
+              c.max_distance_slope, paper="lazy theory -1 (not in the pilot of docs/specs/lazy-rich.md)"),
         Check(f"misalignment: largest increase of the delay from one eps to the next at alpha="
               f"{summary['misalignment_alpha']:g}, eps = {', '.join(f'{e:g}' for e in summary['eps'])} "
               "(< 0: lower eps, longer delay)", summary["eps_delay_max_increase"], "<", 0.0,
-              paper="paper: lower initial alignment (eps), more delay; not in the spec's pilot"),
+              paper="paper: lower initial alignment (eps), more delay; not in the pilot"),
         Check("misalignment: smallest increase of the initial CKA from one eps to the next (> 0: lower eps, "
               "lower alignment)", summary["eps_cka_min_increase"], ">", 0.0,
               paper="K_0 = x.x' + eps^2 (x.x')^2: alignment grows with eps"),

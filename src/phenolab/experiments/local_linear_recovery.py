@@ -364,7 +364,7 @@ def verdict(cfg: LLRConfig, s: dict[str, Any]) -> Verdict:
     ]
     return Verdict(NAME, tuple(checks), source=SOURCE, details={
         "rtol": cfg.rtol, "population": cfg.population,
-        "deep ranks equal M' (spec calibration)": bool(s["deep_equal_narrow"]),
+        "deep ranks equal M' (calibration, docs/specs/recovery.md)": bool(s["deep_equal_narrow"]),
         "smallest log10 sigma_r / sigma_max of a sample Jacobian at n >= r (vs log10 rtol)":
             s["sample_log10_kept_min"],
         "per target draw": s["per_seed"]})

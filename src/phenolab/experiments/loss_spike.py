@@ -394,7 +394,7 @@ def verdict(cfg: LossSpikeConfig, summary: dict[str, Any]) -> Verdict:
     over = "over every spike"
     checks = (
         Check("spikes detected (fewest over seeds; the first c of cs that spikes)", summary["fewest_spikes"], ">=", 1,
-              paper="spec: >= 1 spike in 20k steps"),
+              paper="protocol: >= 1 spike in 20k steps (docs/specs/loss-spike.md)"),
         Check(f"lambda_max(t_o) / (2/eta), smallest {over}", summary["min_onset_ratio"], ">=", c.onset_ratio,
               paper="ascent once lambda_max > 2/eta"),
         Check(f"lambda_max(t_e) / (2/eta), largest {over}", summary["max_end_ratio"], "<", c.end_ratio,

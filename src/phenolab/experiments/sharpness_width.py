@@ -265,7 +265,7 @@ def verdict(cfg: SharpnessWidthConfig, summary: dict[str, Any]) -> Verdict:
                          f"(x{fmt(per[name][str(w)]['ratio'])})" for w in widths}
         for name in PARAMETRIZATIONS}}
     if any(per[name][str(w)]["S_H"] for name in PARAMETRIZATIONS for w in widths):
-        details["full-Hessian S_H = lr * lambda_max(H) at its probe steps (seed means; spec: 0.134 at init, muP)"] = {
+        details["full-Hessian S_H = lr * lambda_max(H) at its probe steps (seed means; pilot: 0.134 at init, muP)"] = {
             name: {f"N={w}": {f"step {k}": fmt(v) for k, v in per[name][str(w)]["S_H"].items()} for w in widths}
             for name in PARAMETRIZATIONS}
     details["final training loss (seed means)"] = {

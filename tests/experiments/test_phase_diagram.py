@@ -6,8 +6,7 @@ import pytest
 
 from phenolab.execution import run_experiment
 from phenolab.experiments.analysis import fit_slope
-from phenolab.experiments.phase_diagram import (boundary_distance, classify, init_stds,
-                                                theory_regime)
+from phenolab.experiments.phase_diagram import boundary_distance, classify, init_stds, theory_regime
 from phenolab.store import Store
 
 

@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 from pydantic import model_validator
 
-import numpy as np
-
-from phenolab.config import Seeds, ExperimentSpec, MLPSpec, ProbeSpec, SinesData, Spec, TrainSpec
+from phenolab.config import ExperimentSpec, MLPSpec, ProbeSpec, Seeds, SinesData, Spec, TrainSpec
 from phenolab.experiments.analysis import first_step_below, median_or_none
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs

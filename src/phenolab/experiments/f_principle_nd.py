@@ -12,11 +12,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from pydantic import model_validator
 
-import numpy as np
-
-from phenolab.config import Seeds, DigitsData, ExperimentSpec, MLPSpec, ProbeSpec, Spec, TrainSpec
+from phenolab.config import DigitsData, ExperimentSpec, MLPSpec, ProbeSpec, Seeds, Spec, TrainSpec
 from phenolab.experiments.analysis import first_step_below, fraction_true
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs

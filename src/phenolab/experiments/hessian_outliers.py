@@ -32,8 +32,15 @@ from pydantic import Field, model_validator
 
 from phenolab.config import ExperimentSpec, GaussianMixtureData, MLPSpec, ProbeSpec, Seeds, Spec, TrainSpec
 from phenolab.experiments.analysis import fmt, mean_or_none, min_step
-from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
-                                      with_conditions)
+from phenolab.experiments.base import (
+    Experiment,
+    Planned,
+    RunData,
+    by_condition,
+    conditions_of,
+    register,
+    with_conditions,
+)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.hessian import SPECTRUM_MAX_PARAMS

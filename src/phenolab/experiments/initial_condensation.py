@@ -18,8 +18,7 @@ import numpy as np
 from pydantic import model_validator
 
 from phenolab.activations import multiplicity
-from phenolab.config import (CoordinateSinesData, ExperimentSpec, InitSpec, MLPSpec, ProbeSpec, Seeds, Spec,
-                             TrainSpec)
+from phenolab.config import CoordinateSinesData, ExperimentSpec, InitSpec, MLPSpec, ProbeSpec, Seeds, Spec, TrainSpec
 from phenolab.experiments.analysis import median_or_none
 from phenolab.experiments.base import Experiment, Planned, RunData, conditions_of, register, with_conditions
 from phenolab.experiments.runner import failed_runs

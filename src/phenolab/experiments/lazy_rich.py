@@ -71,12 +71,37 @@ from typing import Any
 import torch
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, InitSpec, MLPSpec, PosFloat, PosInt, ProbeSpec,
-                             QuadraticTeacherData, RunSpec, Seeds, Spec, TrainSpec)
-from phenolab.experiments.analysis import (first_step_below, fit_slope, fmt, max_step, mean_curve,
-                                           mean_normalized_curve, mean_or_none, min_step)
-from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
-                                      with_conditions)
+from phenolab.config import (
+    ExperimentSpec,
+    InitSpec,
+    MLPSpec,
+    PosFloat,
+    ProbeSpec,
+    QuadraticTeacherData,
+    RunSpec,
+    Seeds,
+    Spec,
+    TrainSpec,
+)
+from phenolab.experiments.analysis import (
+    first_step_below,
+    fit_slope,
+    fmt,
+    max_step,
+    mean_curve,
+    mean_normalized_curve,
+    mean_or_none,
+    min_step,
+)
+from phenolab.experiments.base import (
+    Experiment,
+    Planned,
+    RunData,
+    by_condition,
+    conditions_of,
+    register,
+    with_conditions,
+)
 from phenolab.experiments.figures import aligned_curves
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict

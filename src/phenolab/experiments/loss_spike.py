@@ -60,13 +60,29 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, model_validator
 
-from phenolab.config import (ExperimentSpec, ExpressionData, MLPSpec, PosFloat, PosInt, ProbeSpec, RunSpec, Seeds,
-                             SinesData, Spec, TrainSpec)
-from phenolab.experiments.analysis import (Spike, detect_spikes, finite_or_none, nearest_index, round_sig,
-                                           window_spearman)
+from phenolab.config import (
+    ExperimentSpec,
+    ExpressionData,
+    MLPSpec,
+    PosFloat,
+    PosInt,
+    ProbeSpec,
+    RunSpec,
+    Seeds,
+    SinesData,
+    Spec,
+    TrainSpec,
+)
+from phenolab.experiments.analysis import (
+    Spike,
+    detect_spikes,
+    finite_or_none,
+    nearest_index,
+    round_sig,
+    window_spearman,
+)
 from phenolab.experiments.base import Experiment, Planned, RunData, register, with_conditions
 from phenolab.experiments.runner import failed_runs
-from phenolab.train.engines import build_run as build
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.condensation import neuron_vectors, top_neuron_alignment
 from phenolab.probes.frequency import low_frequency_share
@@ -74,6 +90,7 @@ from phenolab.probes.hessian import hessian_probe
 from phenolab.probes.neurons import two_layer_neurons
 from phenolab.probes.parameters import directional_derivative, function_values, unflatten_parameters
 from phenolab.report import plots
+from phenolab.train.engines import build_run as build
 
 SOURCE = "arXiv:2305.12133 (Li, Xu, Zhang 2023, 'Loss Spike in Training Neural Networks')"
 

@@ -25,8 +25,15 @@ from pydantic import model_validator
 
 from phenolab.config import ExperimentSpec, MLPSpec, PosInt, ProbeSpec, ProductData, Seeds, Spec, TrainSpec
 from phenolab.experiments.analysis import fit_slope
-from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
-                                      with_conditions)
+from phenolab.experiments.base import (
+    Experiment,
+    Planned,
+    RunData,
+    by_condition,
+    conditions_of,
+    register,
+    with_conditions,
+)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.ntk import relative_kernel_distance

@@ -24,11 +24,28 @@ from typing import Any
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, ExpressionData, InitSpec, MLPSpec, PosInt, ProbeSpec, RunSpec,
-                             Seeds, Spec, TrainSpec)
+from phenolab.config import (
+    ExperimentSpec,
+    ExpressionData,
+    InitSpec,
+    MLPSpec,
+    PosInt,
+    ProbeSpec,
+    RunSpec,
+    Seeds,
+    Spec,
+    TrainSpec,
+)
 from phenolab.experiments.analysis import fit_slope
-from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
-                                      with_conditions)
+from phenolab.experiments.base import (
+    Experiment,
+    Planned,
+    RunData,
+    by_condition,
+    conditions_of,
+    register,
+    with_conditions,
+)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots

@@ -51,11 +51,27 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import (ExperimentSpec, LinearTeacherData, MLPSpec, PosFloat, PosInt, ProbeSpec, Seeds, Spec,
-                             TrainSpec)
+from phenolab.config import (
+    ExperimentSpec,
+    LinearTeacherData,
+    MLPSpec,
+    PosFloat,
+    PosInt,
+    ProbeSpec,
+    Seeds,
+    Spec,
+    TrainSpec,
+)
 from phenolab.experiments.analysis import fmt, max_step, mean_or_none
-from phenolab.experiments.base import (Experiment, Planned, RunData, by_condition, conditions_of, register,
-                                      with_conditions)
+from phenolab.experiments.base import (
+    Experiment,
+    Planned,
+    RunData,
+    by_condition,
+    conditions_of,
+    register,
+    with_conditions,
+)
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
 from phenolab.report import plots

@@ -147,7 +147,8 @@ def test_plan_sets_eta_from_the_top_hessian_eigenvalue_at_init():
     ({"model": {"width": None, "widths": [10, 10]}}, "two-layer"),
     ({"probes": [{"name": "hessian", "options": {"k": 1}}, {"name": "parameters"}]}, "vectors"),
     ({"probes": [{"name": "hessian", "options": {"vectors": True}}]}, "parameters"),
-    ({"probes": [{"name": "hessian", "options": {"vectors": True}}, {"name": "parameters", "every": 20}]}, "same steps"),
+    ({"probes": [{"name": "hessian", "options": {"vectors": True}}, {"name": "parameters", "every": 20}]},
+     "same steps"),
 ])
 def test_config_rejects_settings_the_analysis_cannot_use(overrides, field):
     with pytest.raises(ConfigError, match=field):

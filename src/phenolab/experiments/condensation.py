@@ -116,9 +116,11 @@ def verdict(cfg: CondensationConfig, summary: dict[str, Any]) -> Verdict:
     top = f"top {c.bins} orientation bins ({c.bin_width:g} rad)"
     checks = (
         Check(f"share of sum A_k in the {top}, small init gamma={cfg.small_gamma:g} (median)",
-              summary["small_median"], ">=", c.small_init_min_share, paper=">= 90 % (protocol, docs/specs/condensation.md)"),
+              summary["small_median"], ">=", c.small_init_min_share,
+              paper=">= 90 % (protocol, docs/specs/condensation.md)"),
         Check(f"share of sum A_k in the {top}, large init gamma={cfg.large_gamma:g} (median)",
-              summary["large_median"], "<", c.large_init_max_share, paper="< 30 % (protocol, docs/specs/condensation.md)"),
+              summary["large_median"], "<", c.large_init_max_share,
+              paper="< 30 % (protocol, docs/specs/condensation.md)"),
         Check("condensed directions at the end, small init (median)", summary["small_directions"], "<=",
               c.small_init_max_directions, paper="a few orientations"),
         Check("condensed directions, large init / small init (medians)",

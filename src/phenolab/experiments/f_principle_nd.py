@@ -23,7 +23,8 @@ from phenolab.experiments.verdict import Check, Verdict
 from phenolab.probes.filtering import DEFAULT_DELTAS, filter_keys
 from phenolab.report import plots
 
-SOURCE = "arXiv:1901.06523 (filtering method, hot_<s> maps); a CPU version on digits (docs/specs/frequency-principle.md)"
+SOURCE = ("arXiv:1901.06523 (filtering method, hot_<s> maps); a CPU version on digits "
+          "(docs/specs/frequency-principle.md)")
 
 
 class FilterCheck(Spec):
@@ -110,7 +111,8 @@ def verdict(cfg: FilterConfig, summary: dict[str, Any]) -> Verdict:
         Check(f"share of steps > {c.after_step} with e_low < e_high (min over seeds, widths)",
               summary["min_fraction"], ">=", c.min_fraction_low_below_high, paper="e_low below e_high"),
         Check(f"t(e_high < {c.converged_below:g}) / t(e_low < {c.converged_below:g}) (min; lower bound if "
-              "e_high never converged)", summary["min_ratio"], ">=", c.min_ratio, paper="factor 2 is the protocol's guess (docs/specs/frequency-principle.md)"),
+              "e_high never converged)", summary["min_ratio"], ">=", c.min_ratio,
+              paper="factor 2 is the protocol's guess (docs/specs/frequency-principle.md)"),
     )
     return Verdict("f-principle-nd", checks, source=SOURCE, failure=summary["failure"],
                    details={"filter widths (fraction of median squared distance)": summary["deltas"]})
@@ -124,7 +126,8 @@ def figures(cfg: FilterConfig, runs: list[RunData], summary: dict[str, Any]) -> 
     out = {}
     for i, delta in enumerate(summary["deltas"]):
         out[f"e_low and e_high, delta = {delta:g} ({run.label})"] = plots.curves(
-            low["steps"], {"e_low (low frequency)": low["values"][:, i], "e_high (high frequency)": high["values"][:, i]},
+            low["steps"],
+            {"e_low (low frequency)": low["values"][:, i], "e_high (high frequency)": high["values"][:, i]},
             title=f"Gaussian filter, s = {delta:g} x median ||x_i - x_j||^2", ylabel="relative error",
             hlines={"converged": cfg.check.converged_below})
     both = np.stack([low["values"], high["values"]], axis=2).reshape(len(low["steps"]), -1)

@@ -47,8 +47,8 @@ from phenolab.probes.hessian import SPECTRUM_MAX_PARAMS
 from phenolab.report import plots
 
 SOURCE = "arXiv:1706.04454 (Sagun et al. 2017, Hessian spectrum: bulk near zero and outliers)"
-PILOT = ("pilot of docs/specs/hessian-outliers.md (k in 2, 3, 5, 8; 2 seeds): bulk fraction 0.95-0.996; outlier counts noisy "
-         "(largest-ratio rule: k=2: 1, 1; k=3: 3, 2; k=5: 4, 3; k=8: 2, 1)")
+PILOT = ("pilot of docs/specs/hessian-outliers.md (k in 2, 3, 5, 8; 2 seeds): bulk fraction 0.95-0.996; "
+         "outlier counts noisy (largest-ratio rule: k=2: 1, 1; k=3: 3, 2; k=5: 4, 3; k=8: 2, 1)")
 
 
 class HessianCheck(Spec):

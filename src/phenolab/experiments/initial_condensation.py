@@ -112,7 +112,8 @@ def analyze(cfg: InitialCondensationConfig, runs: list[RunData]) -> dict[str, An
         "tanh_big_median": median_or_none(per["small"].get("big_clusters", [])),
         "tanh_energy_median": median_or_none(per["small"].get("top_singular_energy", [])),
         "compare_big_median": median_or_none(per["compare"].get("big_clusters", [])),
-        "compare_minus_tanh_mean": (float(np.mean(per["compare"]["big_clusters"]) - np.mean(per["small"]["big_clusters"]))
+        "compare_minus_tanh_mean": (float(np.mean(per["compare"]["big_clusters"])
+                                          - np.mean(per["small"]["big_clusters"]))
                                     if per["compare"].get("big_clusters") and per["small"].get("big_clusters")
                                     else None),
         "large_pair_fraction_median": median_or_none(per["large"].get("pair_fraction", [])),

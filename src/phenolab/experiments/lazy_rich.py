@@ -180,7 +180,8 @@ class LazyRichConfig(ExperimentSpec):
         if self.data.n_test < 1:
             raise ValueError(f"data.n_test: the test loss needs held-out points, must be >= 1, got {self.data.n_test}")
         if self.train.optimizer != "gd" or self.train.batch_size is not None:
-            raise ValueError(f"train.optimizer: the protocol (docs/specs/lazy-rich.md) trains with full-batch GD; must be gd without batch_size, "
+            raise ValueError("train.optimizer: the protocol (docs/specs/lazy-rich.md) trains with full-batch GD; "
+                             "must be gd without batch_size, "
                              f"got {self.train.optimizer!r} (batch_size {self.train.batch_size})")
         if len(set(self.alphas)) < 2:
             raise ValueError(f"alphas: comparing output scales needs at least two different alphas, got {self.alphas}")
@@ -188,8 +189,9 @@ class LazyRichConfig(ExperimentSpec):
             raise ValueError(f"misalignment_eps: needs at least two different eps, got {self.misalignment_eps}")
         if _probe_every(self.probes, "weight_moments") != _probe_every(self.probes, "fresh_loss"):
             raise ValueError("probes: weight_moments and fresh_loss must share their `every` (eq. 6 is compared with "
-                             f"the Monte-Carlo loss at the same steps), got {_probe_every(self.probes, 'weight_moments')} "
-                             f"and {_probe_every(self.probes, 'fresh_loss')}")
+                             "the Monte-Carlo loss at the same steps), got "
+                             f"{_probe_every(self.probes, 'weight_moments')} and "
+                             f"{_probe_every(self.probes, 'fresh_loss')}")
         return self
 
     @property
@@ -303,7 +305,8 @@ def _condition(cfg: LazyRichConfig, runs: list[RunData]) -> dict[str, Any]:
         "final_test_ratio": float(test.iloc[-1]), "max_test_ratio": float(test.max()),
         "final_train_ratio": float(train.iloc[-1]),
         "kr_test": mean_or_none(kr), "kr_fraction": mean_or_none([f / k for f, k in zip(finals, kr)]),
-        "cka_init": mean_or_none([float(s.iloc[0]) for s in cka]), "cka_final": mean_or_none([float(s.iloc[-1]) for s in cka]),
+        "cka_init": mean_or_none([float(s.iloc[0]) for s in cka]),
+        "cka_final": mean_or_none([float(s.iloc[-1]) for s in cka]),
         "cka_growth": mean_or_none([float(s.iloc[-1] / s.iloc[0]) for s in cka]),
         "distance_final": mean_or_none([float(s.iloc[-1]) for s in dist]),
         "curve_tau": [float(t) * cfg.eta0 for t in test.index],
@@ -423,7 +426,8 @@ def verdict(cfg: LazyRichConfig, summary: dict[str, Any]) -> Verdict:
     checks += [
         Check(f"GROK-1: final test(alpha={small:g}) / initial-NTK kernel-regression test (seed mean)",
               summary["kr_fraction"], "<", c.max_kr_fraction,
-              paper=f"pilot {PILOT[0.5]['final_test']} / {PILOT_KR_TEST} = {PILOT[0.5]['final_test'] / PILOT_KR_TEST:.3f}"),
+              paper=f"pilot {PILOT[0.5]['final_test']} / {PILOT_KR_TEST} = "
+                    f"{PILOT[0.5]['final_test'] / PILOT_KR_TEST:.3f}"),
         Check(f"GROK-2: largest |eq. 6 - Monte Carlo| / Monte Carlo over {summary['decomposition_points']} checkpoints "
               f"(all runs; {_fresh_points(cfg)} fresh points)", summary["decomposition_max_error"], "<=",
               c.max_decomposition_error, paper="protocol: 10k fresh points; pilot within ~3 % (2000 test points)"),
@@ -499,7 +503,8 @@ def _eps_row(row: dict[str, Any]) -> str:
 def _worst(worst: dict[str, Any] | None) -> str:
     if worst is None:
         return "n/a"
-    return (f"{worst['run']} at tau {worst['tau']:g}: eq. 6 = {fmt(worst['total'])} (variance {fmt(worst['variance'])}, "
+    return (f"{worst['run']} at tau {worst['tau']:g}: eq. 6 = {fmt(worst['total'])} "
+            f"(variance {fmt(worst['variance'])}, "
             f"misalignment {fmt(worst['misalignment'])}, linear {fmt(worst['linear'])}), Monte Carlo "
             f"{fmt(worst['monte_carlo'])} +- {fmt(worst['se'])} (rel. error {fmt(worst['rel_error'])})")
 
@@ -537,7 +542,8 @@ def figures(cfg: LazyRichConfig, runs: list[RunData], summary: dict[str, Any]) -
                 if summary["per_eps"][f"{e:g}"].get("seeds")}
     if eps_rows:
         out["misalignment: test loss against eps"] = plots.curves(
-            *aligned_curves(eps_rows, "curve_tau", "test_curve"), title=f"test loss / initial at alpha={summary['misalignment_alpha']:g}: "
+            *aligned_curves(eps_rows, "curve_tau", "test_curve"),
+            title=f"test loss / initial at alpha={summary['misalignment_alpha']:g}: "
                                             "lower eps, lower initial alignment", xlabel="tau = eta0 * step",
             ylabel="test / initial", logx=True, hlines={"t_te threshold": cfg.check.test_drop})
     grok2 = summary["grok2"]

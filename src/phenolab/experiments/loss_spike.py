@@ -315,17 +315,20 @@ def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None,
         "deviation steps": [s_o, s_p],
         "|Delta theta|": float(np.linalg.norm(delta)),
         "share of |Delta theta|^2 along v_1": coef**2 / float(delta @ delta) if float(delta @ delta) > 0 else None,
-        "|delta f_1| / |f(t_p) - f(t_o)|": finite_or_none(float(np.linalg.norm(top_change) / np.linalg.norm(full_change))),
+        "|delta f_1| / |f(t_p) - f(t_o)|": finite_or_none(
+            float(np.linalg.norm(top_change) / np.linalg.norm(full_change))),
         "rho_LF(top)": finite_or_none(low_frequency_share(top_change, cfg.low_fraction)),
         "rho_LF(non-top)": finite_or_none(low_frequency_share(rest, cfg.low_fraction)),
         # reported, not judged: the same shares without the zero frequency (the mean of the change)
-        "rho_LF(top), mean removed": finite_or_none(low_frequency_share(top_change - top_change.mean(), cfg.low_fraction)),
+        "rho_LF(top), mean removed": finite_or_none(
+            low_frequency_share(top_change - top_change.mean(), cfg.low_fraction)),
         "rho_LF(non-top), mean removed": finite_or_none(low_frequency_share(rest - rest.mean(), cfg.low_fraction)),
     })
     out["rho_LF(top) - rho_LF(non-top)"] = (None if out["rho_LF(top)"] is None or out["rho_LF(non-top)"] is None
                                              else out["rho_LF(top)"] - out["rho_LF(non-top)"])
     # condensation at t_o and t_e + after_steps, in the run and in the control
-    after = None if spike.end is None or spike.end + cfg.after_steps > run.spec.train.steps else spike.end + cfg.after_steps
+    after = (None if spike.end is None or spike.end + cfg.after_steps > run.spec.train.steps
+             else spike.end + cfg.after_steps)
     out["condensation steps"] = [spike.onset, after]
     for name, tr in (("", traj), ("control ", control_traj)):
         before_v = after_v = None
@@ -482,7 +485,8 @@ def figures(cfg: LossSpikeConfig, runs: list[RunData], summary: dict[str, Any]) 
         spectra = {"top eigendirection": np.abs(np.fft.rfft(dev["top"])) ** 2,
                    "other directions": np.abs(np.fft.rfft(dev["rest"])) ** 2}
         out[f"spectrum of the function change ({name})"] = plots.curves(
-            k, spectra, title=f"DFT energy of the deviation; low band: k < {math.ceil(cfg.low_fraction * (n // 2 + 1))}",
+            k, spectra,
+            title=f"DFT energy of the deviation; low band: k < {math.ceil(cfg.low_fraction * (n // 2 + 1))}",
             xlabel="frequency index k", ylabel="|DFT|^2", logy=True,
             marks={"low-frequency band edge": math.ceil(cfg.low_fraction * (n // 2 + 1)) - 0.5})
         control = by_rate.get(Rate(int(seed), c_show, control=True))

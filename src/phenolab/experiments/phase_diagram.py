@@ -248,7 +248,8 @@ def verdict(cfg: PhaseDiagramConfig, summary: dict[str, Any]) -> Verdict:
     return Verdict("phase-diagram", tuple(checks), source=SOURCE, failure=summary["failure"], details={
         "slopes": {f"({p['gamma']:g}, {p['gamma_prime']:g})": p["slope"] for p in summary["points"]},
         "misclassified far points": disagree,
-        "calibrated per-point rules passed (docs/specs/condensation.md)": f"{summary['spec_rules_passed']} of {summary['spec_rules_total']}",
+        "calibrated per-point rules passed (docs/specs/condensation.md)":
+            f"{summary['spec_rules_passed']} of {summary['spec_rules_total']}",
         "points that did not reach train.stop_ratio within train.steps":
             [f"({p['gamma']:g}, {p['gamma_prime']:g})" for p in summary["points"] if not p["converged"]],
     })

@@ -69,7 +69,8 @@ def check_address(address: str | None) -> str | None:
     """None, ``auto``, ``local``, ``HOST:PORT`` or ``ray://HOST:PORT``; ConfigError otherwise."""
     if address is None or address in ("auto", "local") or _ADDRESS.fullmatch(address):
         return address
-    raise ConfigError([Problem("address", f"auto, HOST:PORT or ray://HOST:PORT (a Ray cluster's head), got {address!r}")])
+    raise ConfigError([Problem("address",
+                               f"auto, HOST:PORT or ray://HOST:PORT (a Ray cluster's head), got {address!r}")])
 
 
 class RayExecutor(Executor):
@@ -130,7 +131,8 @@ class RayExecutor(Executor):
             try:
                 ray.init(**{k: v for k, v in options.items() if v is not None})
             except (ConnectionError, TimeoutError, ray.exceptions.RayError, RuntimeError, ValueError) as exc:
-                where = "a local Ray instance" if self.address in (None, "local") else f"the Ray cluster at {self.address}"
+                where = ("a local Ray instance" if self.address in (None, "local")
+                         else f"the Ray cluster at {self.address}")
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ConfigError([Problem("address", f"could not start or reach {where}: {first}")]) from None
             self._started = True

@@ -287,7 +287,8 @@ def gd_trajectory(params: TrajectoryParams) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- the experiment
 def measure(cfg: EmbeddingConfig) -> list[Computation]:
     out = [Computation("static", static_check, params_from(cfg, StaticParams))]
-    out += [Computation(f"dynamics width={m} seed={s}", gd_trajectory, params_from(cfg, TrajectoryParams, width=m, seed=s))
+    out += [Computation(f"dynamics width={m} seed={s}", gd_trajectory,
+                        params_from(cfg, TrajectoryParams, width=m, seed=s))
             for m in cfg.widths for s in cfg.seeds]
     return out
 

@@ -246,7 +246,8 @@ def measure(cfg: LLRConfig) -> list[Computation]:
                                _params(cfg, seed, [cfg.width], "aligned")))
         out += [Computation(f"seed={seed} deep narrow={nw}", rank_and_llr,
                             _params(cfg, seed, cfg.deep_widths, "narrow", nw, llr=True)) for nw in cfg.narrow]
-        out.append(Computation(f"seed={seed} deep generic", rank_and_llr, _params(cfg, seed, cfg.deep_widths, "generic")))
+        out.append(Computation(f"seed={seed} deep generic", rank_and_llr,
+                               _params(cfg, seed, cfg.deep_widths, "generic")))
     return out
 
 
@@ -387,8 +388,8 @@ def figures(cfg: LLRConfig, runs: list[RunData], s: dict[str, Any]) -> dict[str,
             marks[label] = float(seed["ranks"][key])
         out[f"LLR probability vs n ({title})"] = plots.curves(
             sizes, series, markers=True, marks=marks, xlabel="sample size n", ylabel="P[rank J_S = rank J]",
-            title=f"local linear recovery, {title} tanh (width {cfg.width if title == 'two-layer' else cfg.deep_widths}); "
-                  "dotted: model rank r")
+            title=f"local linear recovery, {title} tanh "
+                  f"(width {cfg.width if title == 'two-layer' else cfg.deep_widths}); dotted: model rank r")
     bounds = [cfg.parameters(nw) for nw in cfg.narrow]
     out["deep ranks vs narrow target"] = plots.curves(
         bounds, {"narrow parameter count M' (the bound)": bounds,

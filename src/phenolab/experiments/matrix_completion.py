@@ -136,7 +136,8 @@ class MatrixCompletionConfig(MeasureSpec):
             if len(pos) != 2 or not all(0 <= p < self.d for p in pos):
                 raise ValueError(f"hierarchy_missing: each entry must be [i, j] with 0 <= i, j < d, got {pos}")
         if self.align_after > self.hierarchy_steps:
-            raise ValueError(f"align_after: must be <= hierarchy_steps = {self.hierarchy_steps}, got {self.align_after}")
+            raise ValueError(f"align_after: must be <= hierarchy_steps = {self.hierarchy_steps}, "
+                             f"got {self.align_after}")
         return self
 
     def model_rank(self, r: int) -> int:
@@ -218,8 +219,9 @@ def star_trials(p: StarParams) -> dict[str, Any]:
     out = train_factorizations(targets, mask, init_std=stds, lr=p.lr, steps=p.steps, seed=p.seed)
     sv = out["singular_values"][:, -1]
     return {"target_seeds": np.asarray(target_seeds), "init_std": np.asarray(stds), "n_selected": len(selected),
-            "gamma": np.array([nuclear_norm_ratio(m, mask) for m in targets]), "error": relative_error(out["W"], targets),
-            "sigma_ratio": sv[:, 1] / sv[:, 0], "final_loss": out["final_loss"], "diverged": out["diverged"]}
+            "gamma": np.array([nuclear_norm_ratio(m, mask) for m in targets]),
+            "error": relative_error(out["W"], targets), "sigma_ratio": sv[:, 1] / sv[:, 0],
+            "final_loss": out["final_loss"], "diverged": out["diverged"]}
 
 
 def block_trials(p: BlockParams) -> dict[str, Any]:
@@ -489,8 +491,8 @@ def figures(cfg: MatrixCompletionConfig, runs: list[RunData], s: dict[str, Any])
         nan = float("nan")
         out[f"success rate vs n, rank {r}"] = plots.curves(
             sizes, {"all masks": [rows[str(n)]["success"] for n in sizes],
-                    "connected": [nan if rows[str(n)]["success_connected"] is None else rows[str(n)]["success_connected"]
-                                  for n in sizes],
+                    "connected": [nan if rows[str(n)]["success_connected"] is None
+                                  else rows[str(n)]["success_connected"] for n in sizes],
                     "disconnected": [nan if rows[str(n)]["success_disconnected"] is None
                                      else rows[str(n)]["success_disconnected"] for n in sizes]},
             title=f"d = {cfg.d}, rank {r}, std {cfg.random_std:g}, {cfg.masks} masks per n",

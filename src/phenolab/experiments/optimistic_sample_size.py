@@ -71,7 +71,8 @@ def toy_sample(seed: int, n: int, inputs: int = 2) -> np.ndarray:
 
 def toy_init(seed: int, depth: int, init_std: float, inputs: int = 2) -> np.ndarray:
     """The factors (depth, inputs + 1) of `CoefficientProduct` for `seed`, as that module draws them."""
-    return CoefficientProduct(inputs, depth, init_std, generator(seed, f"toy init depth={depth}")).factors.detach().numpy()
+    product = CoefficientProduct(inputs, depth, init_std, generator(seed, f"toy init depth={depth}"))
+    return product.factors.detach().numpy()
 
 
 class ToyParams(Spec):
@@ -283,7 +284,8 @@ class OptimisticConfig(MeasureSpec):
                              f"got depths {depths}")
         k = len(self.toy_coefficients)
         if k < 2:
-            raise ValueError(f"toy_coefficients: give the intercept and at least one slope, got {self.toy_coefficients}")
+            raise ValueError("toy_coefficients: give the intercept and at least one slope, "
+                             f"got {self.toy_coefficients}")
         if not {1, 2, k} <= set(self.toy_sizes):
             raise ValueError(f"toy_sizes: must include 1, 2 and the number of coefficients {k}, got {self.toy_sizes}")
         if not any(c == 0 for c in self.toy_coefficients) or all(c == 0 for c in self.toy_coefficients):

@@ -323,10 +323,10 @@ def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[
     reference = None
     if spec.model.centered:
         initial = [m.initial_parameters() for m in models]
-        reference = [torch.stack([member[l][k] for member in initial]).to(device)
-                     for l in range(len(biases)) for k in (0, 1) if k == 0 or biases[l]]
-    return StackedMLP(task.x_train.to(device), task.y_train.to(device), widths=spec.model.hidden_widths, multipliers=mults,
-                      sigma=model.sigma, biases=biases, loss=spec.train.loss.kind,
+        reference = [torch.stack([member[layer][k] for member in initial]).to(device)
+                     for layer in range(len(biases)) for k in (0, 1) if k == 0 or biases[layer]]
+    return StackedMLP(task.x_train.to(device), task.y_train.to(device), widths=spec.model.hidden_widths,
+                      multipliers=mults, sigma=model.sigma, biases=biases, loss=spec.train.loss.kind,
                       trainable=[p.requires_grad for p in model.parameters()], reference=reference,
                       reference_scale=[m.output_scale for m in models])
 

@@ -144,14 +144,14 @@ def train_factorizations(targets: np.ndarray | torch.Tensor, masks: np.ndarray |
                 torch.bmm(factors[0].transpose(1, 2), r, out=grads[1])
             else:
                 suffix = [None] * depth
-                for l in range(depth - 2, -1, -1):
-                    nxt = factors[l + 1]
-                    suffix[l] = nxt if suffix[l + 1] is None else torch.bmm(nxt, suffix[l + 1])
+                for layer in range(depth - 2, -1, -1):
+                    nxt = factors[layer + 1]
+                    suffix[layer] = nxt if suffix[layer + 1] is None else torch.bmm(nxt, suffix[layer + 1])
                 prefix = None
-                for l in range(depth):
+                for layer in range(depth):
                     g = r if prefix is None else torch.bmm(prefix.transpose(1, 2), r)
-                    grads[l] = g if suffix[l] is None else torch.bmm(g, suffix[l].transpose(1, 2))
-                    prefix = factors[l] if prefix is None else torch.bmm(prefix, factors[l])
+                    grads[layer] = g if suffix[layer] is None else torch.bmm(g, suffix[layer].transpose(1, 2))
+                    prefix = factors[layer] if prefix is None else torch.bmm(prefix, factors[layer])
             if next_rec < n_rec and record[next_rec] == t:
                 # L_b = (1/2) sum_ij weight_ij (W_ij - M_ij)^2 = (1/2) sum R^2 / weight over Omega_b
                 loss[:, next_rec] = 0.5 * (r * (w - m)).sum(dim=(1, 2))

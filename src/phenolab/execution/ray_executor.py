@@ -193,9 +193,9 @@ class RayExecutor(Executor):
                         self._record(jobs[i], ledger, float("nan"), "", on_done, i, failure)
                         raise cause from None
                     except ray.exceptions.RayError as exc:  # its worker or node died, or its result was lost
-                        failure = ledger.died(i, _death(exc))
-                        if failure is not None:
-                            self._record(jobs[i], ledger, float("nan"), "", on_done, i, failure)
+                        given_up = ledger.died(i, _death(exc))
+                        if given_up is not None:
+                            self._record(jobs[i], ledger, float("nan"), "", on_done, i, given_up)
                         continue
                     self._record(jobs[i], ledger, compute_s, f"pid {pid} on {node}", on_done, i, value)
         except BaseException:

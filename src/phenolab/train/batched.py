@@ -19,7 +19,7 @@ minimum, which GD alone does not reach in a CPU budget).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import numpy as np
 import torch
@@ -141,7 +141,8 @@ def two_layer_gradients(model: nn.Module, params: Params, x: Tensor, y: Tensor, 
         h = torch.tanh(z)
         dh = 1 - h * h
     else:
-        h, dh = jvp(sigma, (z,), (torch.ones_like(z),))
+        # torch types jvp's result as a pair or (with has_aux) a triple; without has_aux it is the pair
+        h, dh = cast(tuple[Tensor, Tensor], jvp(sigma, (z,), (torch.ones_like(z),)))
     f = s * m2 * torch.einsum("bnm,bom->bno", h, a)
     if c is not None:
         f = f + s * two.bias_mult * c[:, None, :]

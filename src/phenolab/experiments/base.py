@@ -67,7 +67,7 @@ class RunData:
 
 RESULT_ARTIFACT = "result"
 
-Measured = dict[str, "float | np.ndarray"]
+Measured = Mapping[str, "float | np.ndarray"]
 
 
 @dataclass(frozen=True)

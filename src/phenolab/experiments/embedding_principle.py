@@ -355,7 +355,7 @@ def analyze(cfg: EmbeddingConfig, runs: list[RunData]) -> dict[str, Any]:
         "null_rel_err": max(abs(new[-1] - g), abs(new[0] + g)) / g if g > 0 else math.inf,
         "null_new_zeros": int(new_inertia[1] - narrow_inertia[1]),
     }
-    dyn = []
+    dyn: list[dict[str, Any]] = []
     for r in runs:
         if not r.label.startswith("dynamics"):
             continue

@@ -148,11 +148,14 @@ class MatrixCompletionConfig(MeasureSpec):
                        if self.model_rank(r) + o >= 1})
 
 
-PRESETS = {"quick": {}, "full": {"ranks": [1, 2, 3], "size_offsets": [-1, 0, 1, 3], "star_unselected": 40,
-                                 "block_unselected": 40, "block_init_seeds": 10},
-           # the smallest run of the whole pipeline (contract tests): one or two trials of each kind, 200 steps
-           "smoke": {"steps": 200, "star_trials": 1, "star_unselected": 1, "block_trials": 1, "block_unselected": 1,
-                     "block_init_seeds": 2, "masks": 2, "hierarchy_steps": 200, "align_after": 100}}
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {},
+    "full": {"ranks": [1, 2, 3], "size_offsets": [-1, 0, 1, 3], "star_unselected": 40,
+             "block_unselected": 40, "block_init_seeds": 10},
+    # the smallest run of the whole pipeline (contract tests): one or two trials of each kind, 200 steps
+    "smoke": {"steps": 200, "star_trials": 1, "star_unselected": 1, "block_trials": 1, "block_unselected": 1,
+              "block_init_seeds": 2, "masks": 2, "hierarchy_steps": 200, "align_after": 100},
+}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -276,8 +279,8 @@ def hierarchy(p: HierarchyParams) -> dict[str, Any]:
     the middle of each plateau (where the loss is within 1% of the rank-k fit's loss, `loss_plateaus`)."""
     d, r = p.d, p.rank
     m = low_rank_target(d, d, r, p.target_seed)
-    mask = missing_entries_mask(d, d, [tuple(x) for x in p.missing])
-    kw = dict(init_std=p.std, lr=p.lr, seed=p.seed)
+    mask = missing_entries_mask(d, d, [(i, j) for i, j in p.missing])
+    kw: dict[str, Any] = dict(init_std=p.std, lr=p.lr, seed=p.seed)
     out = train_factorizations(m[None], mask[None], steps=p.steps, record_steps=range(0, p.steps + 1, p.every),
                                rank_rtol=p.rank_rtol, **kw)
     loss, steps = out["loss"][0], out["steps"]

@@ -35,7 +35,7 @@ matrix-factorization ranks of (d) (OPT-4): docs/specs/recovery.md.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunD
 from phenolab.experiments.recovery import TrialParams, neuron_target, recovery_rate, recovery_trials
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
-from phenolab.models import build_model
+from phenolab.models import MLP, build_model
 from phenolab.models.coefficient_product import CoefficientProduct
 from phenolab.models.conv import Conv1dSumPool, InputSubset
 from phenolab.models.matrix_factorization import MatrixFactorization, all_positions
@@ -125,8 +125,8 @@ def toy_trials(params: ToyParams) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- ranks at targets
 def _tanh_two_layer(d: int, w: Tensor, a: Tensor) -> nn.Module:
     """Two-layer tanh net without bias with input weights w (m, d) and output weights a (1, m)."""
-    model = build_model(MLPSpec(width=w.shape[0], bias=False, activation="tanh"), d, 1,
-                        torch.Generator().manual_seed(0), dtype=DTYPE)
+    model = cast(MLP, build_model(MLPSpec(width=w.shape[0], bias=False, activation="tanh"), d, 1,
+                                  torch.Generator().manual_seed(0), dtype=DTYPE))
     with torch.no_grad():
         model.layers[0].weight.copy_(w)
         model.layers[1].weight.copy_(a)

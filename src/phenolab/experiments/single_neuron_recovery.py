@@ -89,7 +89,7 @@ class SingleNeuronConfig(MeasureSpec):
         return self.width * (self.d + 1)  # input and output weights, no bias
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"sizes": [2, 3, 4, 6, 8, 12], "kappa_sizes": [4, 6, 8]},
     "full": {"seeds": list(range(32)), "sizes": [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16]},
     # the smallest run of the whole pipeline (contract tests): two trials, 100 steps

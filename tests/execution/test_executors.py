@@ -246,7 +246,7 @@ def test_two_sweeps_at_once_on_one_store_lose_and_double_nothing(tmp_path):
     procs = [subprocess.Popen(command(w, executor), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
              for w, executor in (("20,30", ["--jobs", "1"]), ("24,36", ["--executor", "inline"]))]
     outputs = [p.communicate(timeout=150) for p in procs]
-    for p, (out, err) in zip(procs, outputs):
+    for p, (_out, err) in zip(procs, outputs):
         assert p.returncode == 0, err
     with Store(store, readonly=True) as st:
         runs = train_runs(st)

@@ -49,7 +49,8 @@ def test_scale_only_changes_the_size_of_the_initial_draw():
 
 
 def test_imbalance_active_neurons_and_rate():
-    params = {"layers.0.weight": torch.tensor([[[3.0, 4.0], [0.0, 0.0]]]), "layers.1.weight": torch.tensor([[[1.0, 2.0]]])}
+    params = {"layers.0.weight": torch.tensor([[[3.0, 4.0], [0.0, 0.0]]]),
+              "layers.1.weight": torch.tensor([[[1.0, 2.0]]])}
     assert imbalance(params).tolist() == [[1 - 25, 4 - 0]]
     assert active_neurons(params).tolist() == [1]
     assert recovery_rate(np.array([[1e-4, 1e-2, np.nan, 0.0]]), 1e-3).tolist() == [0.5]

@@ -63,7 +63,8 @@ def test_schedule_factors():
     assert [lr_factor(tr, t) for t in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert lr_factor(tr, 4) == 1.0 and lr_factor(tr, 7) == pytest.approx(0.5 * (1 + math.cos(math.pi * 3 / 6)))
     assert lr_factor(TrainSpec(), 123) == 1.0
-    assert TrainSpec(warmup=3).model_dump(mode="json")["warmup"] == 3 and "warmup" not in TrainSpec().model_dump(mode="json")
+    assert TrainSpec(warmup=3).model_dump(mode="json")["warmup"] == 3
+    assert "warmup" not in TrainSpec().model_dump(mode="json")
 
 
 @pytest.mark.parametrize("activation", ["relu", "tanh"])  # relu: the fused path, tanh: stacked

@@ -27,6 +27,7 @@ from phenolab.config.data import (
     ProductData,
     QuadraticTeacherData,
     RidgeData,
+    SeededData,
     SinesData,
     TeacherData,
 )
@@ -95,6 +96,7 @@ __all__ = [
     "QuadraticTeacherData",
     "RidgeData",
     "RunSpec",
+    "SeededData",
     "Seeds",
     "SinesData",
     "Spec",

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol
 
 from pydantic import Field, model_validator
 
 from phenolab.config.families import DATA_KINDS, KindSpec
 from phenolab.config.fields import Activation, NonNegFloat, PosFloat, PosInt
+
+
+class SeededData(Protocol):
+    """What every data kind has (to mypy, ``RunSpec.data`` is a `KindSpec`): its own seed."""
+
+    @property
+    def seed(self) -> int | None: ...
 
 
 class _DataBase(KindSpec):

@@ -174,7 +174,7 @@ class Executor(ABC):
         (Ctrl-C included) the workers are stopped before it propagates.
         """
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 -- optional hook: a no-op for executors that keep no workers
         """Stop the workers kept between calls (idempotent)."""
 
     def __enter__(self) -> Executor:
@@ -398,8 +398,8 @@ ExecutorFactory = Callable[..., Executor]
 
 def _inline(jobs: int | None = None, attempts: int | None = None) -> Executor:
     if jobs is not None and jobs != 1:
-        raise ConfigError([Problem("jobs", f"the inline executor trains in this process, one group at a time, got {jobs} "
-                                   "(the local executor has a pool of workers)")])
+        raise ConfigError([Problem("jobs", "the inline executor trains in this process, one group at a time, "
+                                           f"got {jobs} (the local executor has a pool of workers)")])
     if attempts is not None:
         raise ConfigError([Problem("attempts", "the inline executor has no workers to retry (the local executor has)")])
     return InlineExecutor()

@@ -21,10 +21,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from phenolab import versioning
-from phenolab.config import RunSpec, config_hash
+from phenolab.config import RunSpec, SeededData, config_hash
 from phenolab.errors import error_line
 from phenolab.execution.jobs import GroupResult, train_runs
 from phenolab.experiments.base import RunData
@@ -81,7 +81,8 @@ class TaskCache:
 
     @staticmethod
     def key(spec: RunSpec) -> tuple[str, int, str]:
-        seed = spec.data.seed if spec.data.seed is not None else spec.seed
+        data_seed = cast(SeededData, spec.data).seed
+        seed = data_seed if data_seed is not None else spec.seed
         return config_hash(spec.data), seed, spec.train.dtype
 
     def seed(self, spec: RunSpec, task: Task) -> None:

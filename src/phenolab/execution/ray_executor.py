@@ -69,7 +69,8 @@ def check_address(address: str | None) -> str | None:
     """None, ``auto``, ``local``, ``HOST:PORT`` or ``ray://HOST:PORT``; ConfigError otherwise."""
     if address is None or address in ("auto", "local") or _ADDRESS.fullmatch(address):
         return address
-    raise ConfigError([Problem("address", f"auto, HOST:PORT or ray://HOST:PORT (a Ray cluster's head), got {address!r}")])
+    raise ConfigError([Problem("address",
+                               f"auto, HOST:PORT or ray://HOST:PORT (a Ray cluster's head), got {address!r}")])
 
 
 class RayExecutor(Executor):
@@ -130,7 +131,8 @@ class RayExecutor(Executor):
             try:
                 ray.init(**{k: v for k, v in options.items() if v is not None})
             except (ConnectionError, TimeoutError, ray.exceptions.RayError, RuntimeError, ValueError) as exc:
-                where = "a local Ray instance" if self.address in (None, "local") else f"the Ray cluster at {self.address}"
+                where = ("a local Ray instance" if self.address in (None, "local")
+                         else f"the Ray cluster at {self.address}")
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ConfigError([Problem("address", f"could not start or reach {where}: {first}")]) from None
             self._started = True
@@ -191,9 +193,9 @@ class RayExecutor(Executor):
                         self._record(jobs[i], ledger, float("nan"), "", on_done, i, failure)
                         raise cause from None
                     except ray.exceptions.RayError as exc:  # its worker or node died, or its result was lost
-                        failure = ledger.died(i, _death(exc))
-                        if failure is not None:
-                            self._record(jobs[i], ledger, float("nan"), "", on_done, i, failure)
+                        given_up = ledger.died(i, _death(exc))
+                        if given_up is not None:
+                            self._record(jobs[i], ledger, float("nan"), "", on_done, i, given_up)
                         continue
                     self._record(jobs[i], ledger, compute_s, f"pid {pid} on {node}", on_done, i, value)
         except BaseException:

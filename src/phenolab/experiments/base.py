@@ -69,7 +69,7 @@ class RunData:
 
 RESULT_ARTIFACT = "result"
 
-Measured = dict[str, "float | np.ndarray"]
+Measured = Mapping[str, "float | np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -335,7 +335,8 @@ def get_experiment(name: str) -> Experiment:
     if name not in _REGISTRY:
         close = difflib.get_close_matches(name, list(_REGISTRY), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ConfigError([Problem("experiment", f"unknown experiment {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")])
+        raise ConfigError([Problem("experiment",
+                                   f"unknown experiment {name!r}{hint} (known: {', '.join(sorted(_REGISTRY))})")])
     return _REGISTRY[name]
 
 

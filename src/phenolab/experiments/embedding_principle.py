@@ -287,7 +287,8 @@ def gd_trajectory(params: TrajectoryParams) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- the experiment
 def measure(cfg: EmbeddingConfig) -> list[Computation]:
     out = [Computation("static", static_check, params_from(cfg, StaticParams))]
-    out += [Computation(f"dynamics width={m} seed={s}", gd_trajectory, params_from(cfg, TrajectoryParams, width=m, seed=s))
+    out += [Computation(f"dynamics width={m} seed={s}", gd_trajectory,
+                        params_from(cfg, TrajectoryParams, width=m, seed=s))
             for m in cfg.widths for s in cfg.seeds]
     return out
 
@@ -354,7 +355,7 @@ def analyze(cfg: EmbeddingConfig, runs: list[RunData]) -> dict[str, Any]:
         "null_rel_err": max(abs(new[-1] - g), abs(new[0] + g)) / g if g > 0 else math.inf,
         "null_new_zeros": int(new_inertia[1] - narrow_inertia[1]),
     }
-    dyn = []
+    dyn: list[dict[str, Any]] = []
     for r in runs:
         if not r.label.startswith("dynamics"):
             continue

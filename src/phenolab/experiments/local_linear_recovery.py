@@ -34,7 +34,7 @@ for all of them.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ from phenolab.config import MLPSpec, PosInt, Spec
 from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunData, no_training, params_from, register
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
-from phenolab.models import build_model
+from phenolab.models import MLP, build_model
 from phenolab.probes.rank import jacobian, numerical_rank
 from phenolab.report import plots
 from phenolab.train.seeding import generator
@@ -60,8 +60,8 @@ def tanh_net(d: int, widths: list[int], seed: int, layers: list[torch.Tensor] | 
     """A tanh MLP without biases, f = a^T tanh(W_L ... tanh(W_1 x)), float64. ``layers``: its
     weights, each zero-padded into the top-left corner of the (out, in) weight matrix; None: the
     default initialization (std 1/sqrt(fan-in)) drawn from seed's ``generic`` stream."""
-    model = build_model(MLPSpec(widths=list(widths), bias=False, activation="tanh"), d, 1,
-                        generator(seed, "generic"), dtype=DTYPE)
+    model = cast(MLP, build_model(MLPSpec(widths=list(widths), bias=False, activation="tanh"), d, 1,
+                                  generator(seed, "generic"), dtype=DTYPE))
     if layers is not None:
         with torch.no_grad():
             for layer, w in zip(model.layers, layers):
@@ -246,7 +246,8 @@ def measure(cfg: LLRConfig) -> list[Computation]:
                                _params(cfg, seed, [cfg.width], "aligned")))
         out += [Computation(f"seed={seed} deep narrow={nw}", rank_and_llr,
                             _params(cfg, seed, cfg.deep_widths, "narrow", nw, llr=True)) for nw in cfg.narrow]
-        out.append(Computation(f"seed={seed} deep generic", rank_and_llr, _params(cfg, seed, cfg.deep_widths, "generic")))
+        out.append(Computation(f"seed={seed} deep generic", rank_and_llr,
+                               _params(cfg, seed, cfg.deep_widths, "generic")))
     return out
 
 
@@ -272,7 +273,7 @@ def analyze(cfg: LLRConfig, runs: list[RunData]) -> dict[str, Any]:
         by_seed.setdefault(int(r.label.split(" ")[0].split("=")[1]), {})[_key(r.label)] = r.result
     widths = [cfg.width, *cfg.other_widths]
     M = cfg.parameters(cfg.deep_widths)
-    per_seed = {}
+    per_seed: dict[int, dict[str, Any]] = {}
     for seed, res in sorted(by_seed.items()):
         two = {k: {m: int(res[f"two-layer k={k} m={m}"]["rank"]) for m in widths} for k in cfg.ks}
         deep = {str(nw): int(res[f"deep narrow={nw}"]["rank"]) for nw in cfg.narrow}
@@ -387,8 +388,8 @@ def figures(cfg: LLRConfig, runs: list[RunData], s: dict[str, Any]) -> dict[str,
             marks[label] = float(seed["ranks"][key])
         out[f"LLR probability vs n ({title})"] = plots.curves(
             sizes, series, markers=True, marks=marks, xlabel="sample size n", ylabel="P[rank J_S = rank J]",
-            title=f"local linear recovery, {title} tanh (width {cfg.width if title == 'two-layer' else cfg.deep_widths}); "
-                  "dotted: model rank r")
+            title=f"local linear recovery, {title} tanh "
+                  f"(width {cfg.width if title == 'two-layer' else cfg.deep_widths}); dotted: model rank r")
     bounds = [cfg.parameters(nw) for nw in cfg.narrow]
     out["deep ranks vs narrow target"] = plots.curves(
         bounds, {"narrow parameter count M' (the bound)": bounds,

@@ -136,7 +136,8 @@ class MatrixCompletionConfig(MeasureSpec):
             if len(pos) != 2 or not all(0 <= p < self.d for p in pos):
                 raise ValueError(f"hierarchy_missing: each entry must be [i, j] with 0 <= i, j < d, got {pos}")
         if self.align_after > self.hierarchy_steps:
-            raise ValueError(f"align_after: must be <= hierarchy_steps = {self.hierarchy_steps}, got {self.align_after}")
+            raise ValueError(f"align_after: must be <= hierarchy_steps = {self.hierarchy_steps}, "
+                             f"got {self.align_after}")
         return self
 
     def model_rank(self, r: int) -> int:
@@ -147,11 +148,14 @@ class MatrixCompletionConfig(MeasureSpec):
                        if self.model_rank(r) + o >= 1})
 
 
-PRESETS = {"quick": {}, "full": {"ranks": [1, 2, 3], "size_offsets": [-1, 0, 1, 3], "star_unselected": 40,
-                                 "block_unselected": 40, "block_init_seeds": 10},
-           # the smallest run of the whole pipeline (contract tests): one or two trials of each kind, 200 steps
-           "smoke": {"steps": 200, "star_trials": 1, "star_unselected": 1, "block_trials": 1, "block_unselected": 1,
-                     "block_init_seeds": 2, "masks": 2, "hierarchy_steps": 200, "align_after": 100}}
+PRESETS: dict[str, dict[str, Any]] = {
+    "quick": {},
+    "full": {"ranks": [1, 2, 3], "size_offsets": [-1, 0, 1, 3], "star_unselected": 40,
+             "block_unselected": 40, "block_init_seeds": 10},
+    # the smallest run of the whole pipeline (contract tests): one or two trials of each kind, 200 steps
+    "smoke": {"steps": 200, "star_trials": 1, "star_unselected": 1, "block_trials": 1, "block_unselected": 1,
+              "block_init_seeds": 2, "masks": 2, "hierarchy_steps": 200, "align_after": 100},
+}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -218,8 +222,9 @@ def star_trials(p: StarParams) -> dict[str, Any]:
     out = train_factorizations(targets, mask, init_std=stds, lr=p.lr, steps=p.steps, seed=p.seed)
     sv = out["singular_values"][:, -1]
     return {"target_seeds": np.asarray(target_seeds), "init_std": np.asarray(stds), "n_selected": len(selected),
-            "gamma": np.array([nuclear_norm_ratio(m, mask) for m in targets]), "error": relative_error(out["W"], targets),
-            "sigma_ratio": sv[:, 1] / sv[:, 0], "final_loss": out["final_loss"], "diverged": out["diverged"]}
+            "gamma": np.array([nuclear_norm_ratio(m, mask) for m in targets]),
+            "error": relative_error(out["W"], targets), "sigma_ratio": sv[:, 1] / sv[:, 0],
+            "final_loss": out["final_loss"], "diverged": out["diverged"]}
 
 
 def block_trials(p: BlockParams) -> dict[str, Any]:
@@ -274,8 +279,8 @@ def hierarchy(p: HierarchyParams) -> dict[str, Any]:
     the middle of each plateau (where the loss is within 1% of the rank-k fit's loss, `loss_plateaus`)."""
     d, r = p.d, p.rank
     m = low_rank_target(d, d, r, p.target_seed)
-    mask = missing_entries_mask(d, d, [tuple(x) for x in p.missing])
-    kw = dict(init_std=p.std, lr=p.lr, seed=p.seed)
+    mask = missing_entries_mask(d, d, [(i, j) for i, j in p.missing])
+    kw: dict[str, Any] = dict(init_std=p.std, lr=p.lr, seed=p.seed)
     out = train_factorizations(m[None], mask[None], steps=p.steps, record_steps=range(0, p.steps + 1, p.every),
                                rank_rtol=p.rank_rtol, **kw)
     loss, steps = out["loss"][0], out["steps"]
@@ -489,8 +494,8 @@ def figures(cfg: MatrixCompletionConfig, runs: list[RunData], s: dict[str, Any])
         nan = float("nan")
         out[f"success rate vs n, rank {r}"] = plots.curves(
             sizes, {"all masks": [rows[str(n)]["success"] for n in sizes],
-                    "connected": [nan if rows[str(n)]["success_connected"] is None else rows[str(n)]["success_connected"]
-                                  for n in sizes],
+                    "connected": [nan if rows[str(n)]["success_connected"] is None
+                                  else rows[str(n)]["success_connected"] for n in sizes],
                     "disconnected": [nan if rows[str(n)]["success_disconnected"] is None
                                      else rows[str(n)]["success_disconnected"] for n in sizes]},
             title=f"d = {cfg.d}, rank {r}, std {cfg.random_std:g}, {cfg.masks} masks per n",

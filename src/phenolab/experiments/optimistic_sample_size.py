@@ -35,7 +35,7 @@ matrix-factorization ranks of (d) (OPT-4): docs/specs/recovery.md.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -47,7 +47,7 @@ from phenolab.experiments.base import Computation, Experiment, MeasureSpec, RunD
 from phenolab.experiments.recovery import TrialParams, neuron_target, recovery_rate, recovery_trials
 from phenolab.experiments.runner import failed_runs
 from phenolab.experiments.verdict import Check, Verdict
-from phenolab.models import build_model
+from phenolab.models import MLP, build_model
 from phenolab.models.coefficient_product import CoefficientProduct
 from phenolab.models.conv import Conv1dSumPool, InputSubset
 from phenolab.models.matrix_factorization import MatrixFactorization, all_positions
@@ -71,7 +71,8 @@ def toy_sample(seed: int, n: int, inputs: int = 2) -> np.ndarray:
 
 def toy_init(seed: int, depth: int, init_std: float, inputs: int = 2) -> np.ndarray:
     """The factors (depth, inputs + 1) of `CoefficientProduct` for `seed`, as that module draws them."""
-    return CoefficientProduct(inputs, depth, init_std, generator(seed, f"toy init depth={depth}")).factors.detach().numpy()
+    product = CoefficientProduct(inputs, depth, init_std, generator(seed, f"toy init depth={depth}"))
+    return product.factors.detach().numpy()
 
 
 class ToyParams(Spec):
@@ -124,8 +125,8 @@ def toy_trials(params: ToyParams) -> dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------- ranks at targets
 def _tanh_two_layer(d: int, w: Tensor, a: Tensor) -> nn.Module:
     """Two-layer tanh net without bias with input weights w (m, d) and output weights a (1, m)."""
-    model = build_model(MLPSpec(width=w.shape[0], bias=False, activation="tanh"), d, 1,
-                        torch.Generator().manual_seed(0), dtype=DTYPE)
+    model = cast(MLP, build_model(MLPSpec(width=w.shape[0], bias=False, activation="tanh"), d, 1,
+                                  torch.Generator().manual_seed(0), dtype=DTYPE))
     with torch.no_grad():
         model.layers[0].weight.copy_(w)
         model.layers[1].weight.copy_(a)
@@ -283,7 +284,8 @@ class OptimisticConfig(MeasureSpec):
                              f"got depths {depths}")
         k = len(self.toy_coefficients)
         if k < 2:
-            raise ValueError(f"toy_coefficients: give the intercept and at least one slope, got {self.toy_coefficients}")
+            raise ValueError("toy_coefficients: give the intercept and at least one slope, "
+                             f"got {self.toy_coefficients}")
         if not {1, 2, k} <= set(self.toy_sizes):
             raise ValueError(f"toy_sizes: must include 1, 2 and the number of coefficients {k}, got {self.toy_sizes}")
         if not any(c == 0 for c in self.toy_coefficients) or all(c == 0 for c in self.toy_coefficients):

@@ -13,6 +13,7 @@ Seed s's sample of size n is the first n points of one stream, so samples are ne
 from __future__ import annotations
 
 import math
+from typing import Callable, cast
 
 import numpy as np
 import torch
@@ -140,7 +141,7 @@ def train_and_score(model: torch.nn.Module, starts: dict[str, torch.Tensor],
     member's nested sample of the single-neuron teacher; e_test etc. indexed [size, seed]."""
     d, sizes, seeds = params.d, params.sizes, params.seeds
     a_star, w_star = neuron_target(d, params.a_star, params.w_norm, params.teacher_seed)
-    sigma = model.sigma
+    sigma = cast(Callable[[torch.Tensor], torch.Tensor], model.sigma)  # the student is an `MLP`
 
     def target(x: torch.Tensor) -> torch.Tensor:
         return a_star * sigma(x @ w_star)[:, None]

@@ -104,6 +104,7 @@ def stored_runs(prepared: Prepared, parent: int, store: Store) -> list[RunData] 
         return None
     name = prepared.experiment.name
     train_version = versioning.code_version()
+    wanted: list[tuple[str, RunSpec | None, str, str, str, tuple[str, ...]]]
     wanted = [(label, spec, "train", config_hash(spec), train_version, ("done", "diverged"))
               for label, spec in prepared.plan]
     wanted += [(c.label, None, "measure", c.config_hash, versioning.measure_version(c.compute), ("done",))

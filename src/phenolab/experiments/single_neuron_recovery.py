@@ -89,7 +89,7 @@ class SingleNeuronConfig(MeasureSpec):
         return self.width * (self.d + 1)  # input and output weights, no bias
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"sizes": [2, 3, 4, 6, 8, 12], "kappa_sizes": [4, 6, 8]},
     "full": {"seeds": list(range(32)), "sizes": [2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16]},
     # the smallest run of the whole pipeline (contract tests): two trials, 100 steps
@@ -157,7 +157,8 @@ def analyze(cfg: SingleNeuronConfig, runs: list[RunData]) -> dict[str, Any]:
         "kappa_spread": float(kappa_spread),
         "imbalance_drift_max": float(drift),
         "median_active": {str(n): float(np.median(a)) for n, a in zip(small["sizes"], small["active"])},
-        "median_e_test": {k: {str(n): float(np.median(e)) for n, e in zip(by[k].result["sizes"], by[k].result["e_test"])}
+        "median_e_test": {k: {str(n): float(np.median(e))
+                              for n, e in zip(by[k].result["sizes"], by[k].result["e_test"])}
                           for k in ("large", "small", "tiny")},
         "failure": "",
     }
@@ -176,7 +177,8 @@ def verdict(cfg: SingleNeuronConfig, s: dict[str, Any]) -> Verdict:
               c.small_minus_large_min, paper="0.50 - 0.00 at n = 6 and 8"),
         Check(f"|R(n, {small:g}) - R(n, {tiny:g})|, every n (max)", s["scale_free"], "<=", c.scale_free_max,
               paper="<= 0.06"),
-        Check(f"R(n, {small:g}) at some n <= {c.overparam_fraction:g} M = {c.overparam_fraction * cfg.parameters:g} (max)",
+        Check(f"R(n, {small:g}) at some n <= {c.overparam_fraction:g} M = "
+              f"{c.overparam_fraction * cfg.parameters:g} (max)",
               s["overparam"], ">=", c.overparam_min, paper="0.88 at n = 10"),
         Check(f"width-1 student, polished, R(n = d + 1 = {d + 1}) at tau = {c.strict_tau:g}", s["width1_at_optimistic"],
               ">=", c.width1_min, paper="1.0"),

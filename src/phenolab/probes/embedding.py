@@ -185,8 +185,9 @@ def saddle_branches_probe(
 
 
 def count_directions(w: np.ndarray, a: np.ndarray, big_fraction: float, cos_merge: float) -> int:
-    """Condensation of a two-layer net, input weights w (m, d) and output weights a (m,): Distinct directions among the big neurons (|a_k| ||w_k|| > big_fraction * max), grouped
-    greedily from the biggest: a neuron joins the first group whose leader has |cos| > cos_merge."""
+    """Condensation of a two-layer net, input weights w (m, d) and output weights a (m,): Distinct directions
+    among the big neurons (|a_k| ||w_k|| > big_fraction * max), grouped greedily from the biggest: a neuron
+    joins the first group whose leader has |cos| > cos_merge."""
     norms = np.linalg.norm(w, axis=1)
     size = np.abs(a) * norms
     if size.max() <= 0:

@@ -44,8 +44,8 @@ from phenolab.probes.parameters import unflatten_parameters
 from phenolab.probes.registry import ProbeResult, register_probe
 from phenolab.tasks.base import Task
 
-__all__ = ["RankResult", "completion_linear_stability", "jacobian", "linear_stability", "model_rank", "model_rank_probe",
-           "numerical_rank"]
+__all__ = ["RankResult", "completion_linear_stability", "jacobian", "linear_stability", "model_rank",
+           "model_rank_probe", "numerical_rank"]
 
 # the probe refuses Jacobians with more entries (N k P) than this: 2^26 float64 = 512 MiB
 MAX_JACOBIAN_ENTRIES = 2**26

@@ -395,7 +395,8 @@ def best_rank_k_fit(target: np.ndarray, mask: np.ndarray, k: int, *, restarts: i
 def first_target_seeds(d1: int, d2: int, rank: int, count: int, accept: Callable[[np.ndarray], bool]) -> list[int]:
     """The seeds s = 0, 1, ... of the first `count` Gaussian targets `low_rank_target(d1, d2, rank, s)`
     that `accept` (a selection rule computed before any training)."""
-    selected, seed = [], 0
+    selected: list[int] = []
+    seed = 0
     while len(selected) < count:
         if accept(low_rank_target(d1, d2, rank, seed)):
             selected.append(seed)

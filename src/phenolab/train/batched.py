@@ -8,9 +8,9 @@ are replaced, never modified), their parameters are stacked on a leading member 
 mask. Member b's loss is the protocols' L_b = (1 / 2 n_b) sum_{i <= n_b} |f(x_bi) - y_bi|^2.
 
 `gradient_descent` is plain full-batch GD on every member at once (`torch.func.vmap` of
-`functional_call`, so any `nn.Module` works; a two-layer chain such as phenolab's two-layer `MLP` takes a hand-written
-backward pass with batched einsums, about 3x faster, `two_layer_gradients`); `gauss_newton` polishes to machine precision
-with Levenberg-Marquardt steps in their minimum-norm form, delta = J^T (J J^T + mu I)^-1 e,
+`functional_call`, so any `nn.Module` works; a two-layer chain such as phenolab's two-layer `MLP` takes a
+hand-written backward pass with batched einsums, about 3x faster, `two_layer_gradients`); `gauss_newton` polishes
+to machine precision with Levenberg-Marquardt steps in their minimum-norm form, delta = J^T (J J^T + mu I)^-1 e,
 which for n_b below the parameter count moves to the nearest interpolating point to first order
 (docs/specs/recovery.md asks for a loss near 1e-20 to tell exact recovery from a nearby non-generalizing
 minimum, which GD alone does not reach in a CPU budget).
@@ -19,7 +19,7 @@ minimum, which GD alone does not reach in a CPU budget).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, cast
 
 import numpy as np
 import torch
@@ -141,7 +141,8 @@ def two_layer_gradients(model: nn.Module, params: Params, x: Tensor, y: Tensor, 
         h = torch.tanh(z)
         dh = 1 - h * h
     else:
-        h, dh = jvp(sigma, (z,), (torch.ones_like(z),))
+        # torch types jvp's result as a pair or (with has_aux) a triple; without has_aux it is the pair
+        h, dh = cast(tuple[Tensor, Tensor], jvp(sigma, (z,), (torch.ones_like(z),)))
     f = s * m2 * torch.einsum("bnm,bom->bno", h, a)
     if c is not None:
         f = f + s * two.bias_mult * c[:, None, :]

@@ -29,11 +29,11 @@ records are buffered (`BufferRecorder`) and replayed into the given recorders in
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 
-from phenolab.config import RunSpec, canonical_json
+from phenolab.config import RunSpec, SeededData, canonical_json
 from phenolab.tasks.base import Task
 from phenolab.train.ensemble_loop import (
     AnyRecorder,
@@ -41,6 +41,7 @@ from phenolab.train.ensemble_loop import (
     MemberResult,
     PathName,
     fused_applies,
+    mlp_spec,
     train_members,
 )
 
@@ -57,8 +58,9 @@ def ensemble_key(spec: RunSpec, input_dim: int, output_dim: int, data_key: str |
     data are identical, as on a fixed grid, can share an ensemble).
     """
     data = spec.data.model_dump(mode="json")
-    data["seed"] = spec.data.seed if spec.data.seed is not None else spec.seed
-    model, tr = spec.model, spec.train
+    data_seed = cast(SeededData, spec.data).seed
+    data["seed"] = data_seed if data_seed is not None else spec.seed
+    model, tr = mlp_spec(spec), spec.train
     return (
         data_key if data_key is not None else canonical_json(data),
         tuple(model.hidden_widths), model.activation, model.activation_param, model.fixed_readout, model.centered,

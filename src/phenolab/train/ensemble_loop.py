@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Sequence
+from typing import Callable, Literal, Sequence, cast
 
 import torch
 from torch import Tensor
 
-from phenolab.config import ProbeSpec, RunSpec
+from phenolab.config import MLPSpec, ProbeSpec, RunSpec
 from phenolab.models import MLP, build_model
 from phenolab.tasks.base import Task
 from phenolab.train.fused_relu1d import FusedRelu1d
@@ -43,24 +43,31 @@ class MemberResult(TrainResult):
     state: dict[str, Tensor] = field(default_factory=dict, repr=False, compare=False)
 
 
+def mlp_spec(spec: RunSpec) -> MLPSpec:
+    """`spec.model`, the `MLPSpec` of an ensemble member (to mypy, ``RunSpec.model`` is any `KindSpec`)."""
+    return cast(MLPSpec, spec.model)
+
+
 def fused_applies(spec: RunSpec, task: Task) -> bool:
     """Whether the fused path computes this ensemble's gradients: two-layer ReLU, 1-D input, MSE,
     every parameter trained (no fixed readout) and no centring."""
+    model = mlp_spec(spec)
     return (
-        len(spec.model.hidden_widths) == 1
-        and spec.model.activation == "relu"
+        len(model.hidden_widths) == 1
+        and model.activation == "relu"
         and task.input_dim == 1
         and spec.train.loss.kind == "mse"
         and task.y_train.is_floating_point()
-        and spec.model.fixed_readout is None
-        and not spec.model.centered
+        and model.fixed_readout is None
+        and not model.centered
     )
 
 
 def initial_models(task: Task, specs: Sequence[RunSpec]) -> list[MLP]:
     """Each member's network at its initialization: `build_model` with `generator(seed, "model")`."""
     dtype = torch.float64 if specs[0].train.dtype == "float64" else torch.float32
-    return [build_model(s.model, task.input_dim, task.output_dim, generator(s.seed, "model"), dtype) for s in specs]
+    return [cast(MLP, build_model(s.model, task.input_dim, task.output_dim, generator(s.seed, "model"), dtype))
+            for s in specs]
 
 
 @dataclass
@@ -98,7 +105,7 @@ class _Stack:
         ]
         self.initial = [p.clone() for p in self.params]
         self.grads = [torch.empty_like(p) for p in self.trained]
-        self.scale = torch.tensor([m.spec.model.output_scale for m in members], dtype=torch.float64)
+        self.scale = torch.tensor([mlp_spec(m.spec).output_scale for m in members], dtype=torch.float64)
         self.max_loss = torch.tensor([m.spec.train.max_loss for m in members], dtype=torch.float64)
         tr = optimizer_spec.train
         scales = members[0].model.lr_scales(tr.optimizer)  # per-layer lr factors (muP), shared by all members
@@ -212,7 +219,9 @@ class _Run:
         stack = self.stack
         due = iter_probe_specs(self.probes, step, self.train.probe_every, last=False) if self.recording else []
         stack.probe(range(len(stack)), step, self.task, due)
-        batch = None if self.plans is None else torch.stack([self.plans[m.index](step) for m in stack.members])
+        # a plan returns None only for full batches, and then `plans` is None
+        batch = None if self.plans is None else torch.stack([cast(Tensor, self.plans[m.index](step))
+                                                             for m in stack.members])
         loss = stack.gradients.loss_and_grads(stack.params, stack.scale, batch, stack.grads)
         loss = loss.to(self.dtype).double()  # the plain loop reads float(loss) of a `dtype` tensor
         values: list[float] = []
@@ -321,12 +330,13 @@ def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[
         return FusedRelu1d(task.x_train.to(device), task.y_train.to(device), mult1=mults[0], mult2=mults[1],
                            hidden_bias=biases[0], output_bias=biases[1])
     reference = None
-    if spec.model.centered:
+    if mlp_spec(spec).centered:
         initial = [m.initial_parameters() for m in models]
-        reference = [torch.stack([member[l][k] for member in initial]).to(device)
-                     for l in range(len(biases)) for k in (0, 1) if k == 0 or biases[l]]
-    return StackedMLP(task.x_train.to(device), task.y_train.to(device), widths=spec.model.hidden_widths, multipliers=mults,
-                      sigma=model.sigma, biases=biases, loss=spec.train.loss.kind,
+        # (weight, bias) per layer; the bias (k = 1) is taken only where the layer has one
+        reference = [torch.stack([cast(Tensor, member[layer][k]) for member in initial]).to(device)
+                     for layer in range(len(biases)) for k in (0, 1) if k == 0 or biases[layer]]
+    return StackedMLP(task.x_train.to(device), task.y_train.to(device), widths=mlp_spec(spec).hidden_widths,
+                      multipliers=mults, sigma=model.sigma, biases=biases, loss=spec.train.loss.kind,
                       trainable=[p.requires_grad for p in model.parameters()], reference=reference,
                       reference_scale=[m.output_scale for m in models])
 

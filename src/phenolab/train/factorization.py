@@ -12,7 +12,7 @@ this module only trains (arXiv:2405.13721, 2211.11623; protocol in docs/specs/ma
 from __future__ import annotations
 
 import math
-from typing import Iterable, Literal, Sequence
+from typing import Any, Iterable, Literal, Sequence, cast
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ def _svdvals(x: torch.Tensor, finite: torch.Tensor) -> torch.Tensor:
 def train_factorizations(targets: np.ndarray | torch.Tensor, masks: np.ndarray | torch.Tensor, *, depth: int = 2,
                          width: int | None = None, init_std: float | Sequence[float], lr: float, steps: int, seed: int,
                          record_steps: Iterable[int] | None = None, reduction: Literal["sum", "mean"] = "sum",
-                         rank_rtol: float = 1e-3) -> dict[str, np.ndarray | list[np.ndarray]]:
+                         rank_rtol: float = 1e-3) -> dict[str, Any]:
     """Full-batch gradient descent on B matrix factorizations W_b = U_1 ... U_L at once, float64.
 
     Loss of run b (``reduction="sum"``, the default):  L_b = (1/2) sum_{(i,j) in Omega_b} (W_ij - M_ij)^2;
@@ -63,7 +63,7 @@ def train_factorizations(targets: np.ndarray | torch.Tensor, masks: np.ndarray |
 
     targets and masks are (B, d_1, d_2) (one of them may be (d_1, d_2), shared by all runs).
     record_steps (default: 0 and steps) are the steps t (0 = init, t = after t updates) at which the
-    loss and singular values are recorded. Returns numpy arrays:
+    loss and singular values are recorded. Returns numpy arrays (``factors``: a list of them):
 
     - steps (T,); W (B, d_1, d_2) final; factors: list of (B, ...) final factors;
     - loss (B, T), grad_norm (B, T) (Frobenius norm of the gradient over all factors),
@@ -143,19 +143,21 @@ def train_factorizations(targets: np.ndarray | torch.Tensor, masks: np.ndarray |
                 torch.bmm(r, factors[1].transpose(1, 2), out=grads[0])
                 torch.bmm(factors[0].transpose(1, 2), r, out=grads[1])
             else:
-                suffix = [None] * depth
-                for l in range(depth - 2, -1, -1):
-                    nxt = factors[l + 1]
-                    suffix[l] = nxt if suffix[l + 1] is None else torch.bmm(nxt, suffix[l + 1])
-                prefix = None
-                for l in range(depth):
+                suffix: list[torch.Tensor | None] = [None] * depth
+                for layer in range(depth - 2, -1, -1):
+                    nxt, after = factors[layer + 1], suffix[layer + 1]
+                    suffix[layer] = nxt if after is None else torch.bmm(nxt, after)
+                prefix: torch.Tensor | None = None
+                for layer in range(depth):
                     g = r if prefix is None else torch.bmm(prefix.transpose(1, 2), r)
-                    grads[l] = g if suffix[l] is None else torch.bmm(g, suffix[l].transpose(1, 2))
-                    prefix = factors[l] if prefix is None else torch.bmm(prefix, factors[l])
+                    after = suffix[layer]
+                    grads[layer] = g if after is None else torch.bmm(g, after.transpose(1, 2))
+                    prefix = factors[layer] if prefix is None else torch.bmm(prefix, factors[layer])
             if next_rec < n_rec and record[next_rec] == t:
                 # L_b = (1/2) sum_ij weight_ij (W_ij - M_ij)^2 = (1/2) sum R^2 / weight over Omega_b
                 loss[:, next_rec] = 0.5 * (r * (w - m)).sum(dim=(1, 2))
-                grad_norm[:, next_rec] = torch.sqrt(sum((g * g).sum(dim=(1, 2)) for g in grads))
+                # sum() starts from the int 0, a Tensor after the first term (grads is never empty)
+                grad_norm[:, next_rec] = torch.sqrt(cast(torch.Tensor, sum((g * g).sum(dim=(1, 2)) for g in grads)))
                 finite = torch.isfinite(loss[:, next_rec]) & torch.isfinite(w).all(dim=(1, 2))
                 sv[:, next_rec] = _svdvals(w, finite)
                 if depth == 2:
@@ -171,7 +173,7 @@ def train_factorizations(targets: np.ndarray | torch.Tensor, masks: np.ndarray |
 
     final_loss = 0.5 * (r * (w - m)).sum(dim=(1, 2))
     diverged = ~(torch.isfinite(final_loss) & torch.isfinite(w).all(dim=(1, 2)))
-    out: dict[str, np.ndarray | list[np.ndarray]] = {
+    out: dict[str, Any] = {
         "steps": np.asarray(record, dtype=np.int64), "W": w.numpy().copy(),
         "factors": [u.numpy().copy() for u in factors], "loss": loss.numpy(), "grad_norm": grad_norm.numpy(),
         "singular_values": sv.numpy(), "final_loss": final_loss.numpy(), "diverged": diverged.numpy(),
@@ -184,7 +186,7 @@ def train_factorizations(targets: np.ndarray | torch.Tensor, masks: np.ndarray |
 
 
 def loss_plateaus(target: np.ndarray, mask: np.ndarray, loss: np.ndarray, steps: np.ndarray, levels: Sequence[float],
-                  *, rtol: float = 1e-2, **train: object) -> tuple[list[int], list[int], list[np.ndarray | None]]:
+                  *, rtol: float = 1e-2, **train: Any) -> tuple[list[int], list[int], list[np.ndarray | None]]:
     """Where one run's recorded loss series (`loss` at `steps`, from `train_factorizations` on
     `target`, `mask` with the keyword arguments `train`) sits at each of `levels`, i.e. the recorded
     steps with |L - level| <= rtol level (e.g. the losses of saddles, the best rank-k fits): their
@@ -202,5 +204,5 @@ def loss_plateaus(target: np.ndarray, mask: np.ndarray, loss: np.ndarray, steps:
             continue
         t = int(steps[on[on.size // 2]])
         mid.append(t)
-        w.append(train_factorizations(target[None], mask[None], steps=t, **train)["W"][0])  # type: ignore[arg-type]
+        w.append(train_factorizations(target[None], mask[None], steps=t, **train)["W"][0])
     return mid, count, w

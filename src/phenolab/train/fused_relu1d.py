@@ -246,6 +246,8 @@ class FusedRelu1d:
         G[:, 0] = 0.0
         gw1 = grads[0][rows, :, 0]
         gw2 = grads[self._w2]
+        gb1 = None if self._b1 is None else grads[self._b1][rows]  # views: written through out=
+        gb2 = None if self._b2 is None else grads[self._b2][rows]
         for j in range(K):
             if K > 1:
                 a.copy_(W2[rows, j])
@@ -257,8 +259,8 @@ class FusedRelu1d:
             torch.mul(dz, coef, out=gw2[rows, j])
             if K == 1:
                 torch.mul(torch.mul(a, r1, out=tmp), coef * self.mult1, out=gw1)
-                if b1 is not None:
-                    torch.mul(torch.mul(a, r0, out=tmp), coef, out=grads[self._b1][rows])
+                if gb1 is not None:
+                    torch.mul(torch.mul(a, r0, out=tmp), coef, out=gb1)
             else:  # accumulate over outputs in float64, round once
                 acc1 = ws.get("acc1", (E, m))
                 acc0 = ws.get("acc0", (E, m))
@@ -269,10 +271,10 @@ class FusedRelu1d:
                 acc0.addcmul_(a, r0)
                 if j == K - 1:
                     torch.mul(acc1, coef * self.mult1, out=gw1)
-                    if b1 is not None:
-                        torch.mul(acc0, coef, out=grads[self._b1][rows])
-        if b2 is not None:
-            torch.mul(g.sum(2), s64[:, None], out=grads[self._b2][rows])
+                    if gb1 is not None:
+                        torch.mul(acc0, coef, out=gb1)
+        if gb2 is not None:
+            torch.mul(g.sum(2), s64[:, None], out=gb2)
         return loss
 
     @staticmethod

@@ -14,6 +14,7 @@ from typing import Callable, Literal, Sequence
 
 import torch
 from torch import nn
+from torch.optim.optimizer import ParamsT
 
 from phenolab.config import ProbeSpec, TrainSpec
 from phenolab.objectives import Batch, make_objective
@@ -40,7 +41,7 @@ class TrainResult:
     engine: str = ""  # who trained it: plain, ensemble/fused, ensemble/stacked, numpy
 
 
-def make_optimizer(params: Sequence[nn.Parameter] | nn.Module | object, spec: TrainSpec,
+def make_optimizer(params: ParamsT | nn.Module, spec: TrainSpec,
                    lr: float | None = None) -> torch.optim.Optimizer:
     """GD and SGD are `torch.optim.SGD` (GD on the full batch); Adam is `torch.optim.Adam`, or
     `torch.optim.AdamW` with ``train.weight_decay`` > 0 (decoupled decay); SGD takes the decay

@@ -50,7 +50,8 @@ class TanhFit:
         grad_norm[t] <= both neighbours)."""
         loss, g = self.loss, self.grad_norm
         escape = next((t for t in range(len(loss)) if loss[t] < escape_fraction * loss[0]), -1)
-        minima = [t for t in range(1, len(g) - 1) if escape >= 0 and t > escape and g[t] <= g[t - 1] and g[t] <= g[t + 1]]
+        minima = [t for t in range(1, len(g) - 1)
+                  if escape >= 0 and t > escape and g[t] <= g[t - 1] and g[t] <= g[t + 1]]
         return escape, minima[:count]
 
 
@@ -83,10 +84,10 @@ def _others(u: np.ndarray) -> np.ndarray:
     L = u.shape[1]
     ones = np.ones_like(u[:, 0])
     pre, suf = [ones], [ones]
-    for l in range(L - 1):
-        pre.append(pre[-1] * u[:, l])
-        suf.append(suf[-1] * u[:, L - 1 - l])
-    return np.stack([pre[l] * suf[L - 1 - l] for l in range(L)], 1)
+    for index in range(L - 1):
+        pre.append(pre[-1] * u[:, index])
+        suf.append(suf[-1] * u[:, L - 1 - index])
+    return np.stack([pre[index] * suf[L - 1 - index] for index in range(L)], 1)
 
 
 def product_losses(u: np.ndarray, phi: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:

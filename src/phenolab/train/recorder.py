@@ -20,7 +20,7 @@ import json
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -40,6 +40,11 @@ class _Probing:
     Probes that need a reference point get the parameters of the model's first probed step."""
 
     _references: dict[int, dict[str, torch.Tensor]]  # subclasses set it, and define record / record_arrays
+
+    if TYPE_CHECKING:  # what `probe` needs of its subclasses (declared for mypy only)
+        def record(self, step: int, **scalars: float) -> None: ...
+
+        def record_arrays(self, step: int, arrays: Mapping[str, np.ndarray]) -> None: ...
 
     def probe(
         self,

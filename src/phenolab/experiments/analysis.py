@@ -34,7 +34,7 @@ def _finite(v: float | None) -> bool:
 
 def median_or_none(values: Iterable[float | None]) -> float | None:
     """Median of the finite values, or None if there are none."""
-    finite = [v for v in values if _finite(v)]
+    finite = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.median(finite)) if finite else None
 
 
@@ -42,7 +42,7 @@ def mean_or_none(values: Iterable[float | None], *, all_finite: bool = False) ->
     """Mean of the finite values, or None if there are none; with `all_finite`, None as soon as
     one value is missing or not finite."""
     values = list(values)
-    finite = [v for v in values if _finite(v)]
+    finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite or (all_finite and len(finite) != len(values)):
         return None
     return float(np.mean(finite))
@@ -50,7 +50,7 @@ def mean_or_none(values: Iterable[float | None], *, all_finite: bool = False) ->
 
 def finite_or_none(x: float | None) -> float | None:
     """`x` as a float, or None when it is missing or not finite (NaN, inf)."""
-    return float(x) if _finite(x) else None
+    return float(x) if x is not None and math.isfinite(x) else None
 
 
 def fit_line(x: Sequence[float], y: Sequence[float], log: bool = True) -> tuple[float, float]:

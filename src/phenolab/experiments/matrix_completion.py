@@ -61,7 +61,8 @@ from phenolab.tasks.matrix_completion import (
 )
 from phenolab.train.factorization import loss_plateaus, train_factorizations
 
-SOURCE = "arXiv:2405.13721 (Figs. 1, 3, 4) and arXiv:2211.11623 (recovery vs n at the model rank); protocol: docs/specs/matrix-completion.md"
+SOURCE = ("arXiv:2405.13721 (Figs. 1, 3, 4) and arXiv:2211.11623 (recovery vs n at the model rank); "
+          "protocol: docs/specs/matrix-completion.md")
 
 TWO_BLOCKS = [([0, 1], [0, 1]), ([2, 3], [2, 3])]
 CONNECTIVITY = ("connected", "disconnected_complete", "disconnected")
@@ -129,7 +130,8 @@ class MatrixCompletionConfig(MeasureSpec):
             raise ValueError(f"ranks: must be <= d = {self.d}, got {bad}")
         for needed in (-1, 3):
             if needed not in self.size_offsets:
-                raise ValueError(f"size_offsets: must include -1 and 3 (the checks of docs/specs/matrix-completion.md), got {self.size_offsets}")
+                raise ValueError("size_offsets: must include -1 and 3 (the checks of docs/specs/matrix-completion.md), "
+                                 f"got {self.size_offsets}")
         if not self.hierarchy_rank <= self.d:
             raise ValueError(f"hierarchy_rank: must be <= d = {self.d}, got {self.hierarchy_rank}")
         for pos in self.hierarchy_missing:
@@ -427,7 +429,8 @@ def verdict(cfg: MatrixCompletionConfig, s: dict[str, Any]) -> Verdict:
     plateau_ranks_ok = float(h["plateau_ranks"] == list(range(1, r_hi)))
     checks = [
         Check(f"star mask, std {cfg.star_small_std:g}, gamma <= {cfg.star_gamma_max:g}: relative error (max)",
-              st["max_error_small"], "<", c.star_max_error, paper="1.4e-5 (calibration, docs/specs/matrix-completion.md)"),
+              st["max_error_small"], "<", c.star_max_error,
+              paper="1.4e-5 (calibration, docs/specs/matrix-completion.md)"),
         Check(f"star mask, std {cfg.star_small_std:g}: sigma2/sigma1 (max)", st["max_sigma_ratio_small"], "<",
               c.star_max_sigma_ratio, paper="2.4e-6"),
         Check(f"star mask, std {cfg.star_large_std:g}: relative error (min)", st["min_error_large"], ">",

@@ -11,12 +11,12 @@ execution room's (`phenolab.execution.orchestrator`), which calls these steps.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from phenolab import versioning
 from phenolab.config import ConfigError, ExperimentSpec, RunSpec, config_hash
 from phenolab.errors import error_line
-from phenolab.experiments.base import Computation, Experiment, RunData, get_experiment
+from phenolab.experiments.base import Computation, Experiment, Planned, RunData, get_experiment
 from phenolab.experiments.verdict import Verdict
 from phenolab.probes.registry import check_requirements
 from phenolab.report.html import render_run_page
@@ -49,7 +49,7 @@ class Prepared:
 
     experiment: Experiment
     config: ExperimentSpec
-    plan: list[tuple[str, RunSpec]]
+    plan: Sequence[Planned | tuple[str, RunSpec]]
     computations: list[Computation]
     task: Task | None = field(default=None, compare=False, repr=False)  # the first run's, built by `plan_config`
 

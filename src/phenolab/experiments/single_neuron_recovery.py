@@ -187,7 +187,8 @@ def verdict(cfg: SingleNeuronConfig, s: dict[str, Any]) -> Verdict:
     )
     return Verdict("single-neuron-recovery", checks, source=SOURCE, details={
         "recovery rate by scale and n": s["rates"],
-        "imbalance ratio (not judged; the pilot of docs/specs/recovery.md could not reproduce the paper's kappa dependence)": {
+        ("imbalance ratio (not judged; the pilot of docs/specs/recovery.md could not reproduce the paper's "
+         "kappa dependence)"): {
             "recovery rate by kappa and n": s["kappa_rates"],
             "largest change of R across kappa": s["kappa_spread"],
             "largest |C_k(end) - C_k(0)| at sigma0 = small (0 if C were conserved)": s["imbalance_drift_max"]},

@@ -46,7 +46,7 @@ class CondensationConfig(pd.ReluSetup):
     small_gamma: float = 2.0  # phase coordinate gamma (gamma' = 0): std = m^(-gamma/2) on both layers
     large_gamma: float = 0.5
     probes: list[ProbeSpec] = [ProbeSpec(name="condensation", every=10, options={"features": True})]
-    check: CondensationCheck = CondensationCheck()
+    check: CondensationCheck = CondensationCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _checks(self) -> CondensationConfig:
@@ -54,7 +54,7 @@ class CondensationConfig(pd.ReluSetup):
         return self
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     "full": {"seeds": [0, 1, 2, 3, 4]},
     # the smallest run of the whole pipeline (contract tests): one seed, width 16, 100 steps
@@ -76,8 +76,9 @@ class Init:
 
 
 def plan(cfg: CondensationConfig) -> list[Planned]:
-    conditions = [Init(size, gamma, seed) for size, gamma in (("small", cfg.small_gamma), ("large", cfg.large_gamma))
-                  for seed in cfg.seeds]
+    sizes: tuple[tuple[Literal["small", "large"], float], ...] = (("small", cfg.small_gamma),
+                                                                   ("large", cfg.large_gamma))
+    conditions = [Init(size, gamma, seed) for size, gamma in sizes for seed in cfg.seeds]
     return [Planned(c.label, cfg.point_run(c.gamma, 0.0, cfg.width, c.seed), c) for c in conditions]
 
 

@@ -10,12 +10,12 @@ widths 200-200-200-100, Adam lr 2e-4, full batch, 3000 epochs. Check FP-1: docs/
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import ExperimentSpec, MLPSpec, ProbeSpec, Seeds, SinesData, Spec, TrainSpec
+from phenolab.config import ExperimentSpec, MLPSpec, ProbeSpec, RunSpec, Seeds, SinesData, Spec, TrainSpec
 from phenolab.experiments.analysis import first_step_below, median_or_none
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -46,7 +46,7 @@ class FPrincipleConfig(ExperimentSpec):
         ProbeSpec(name="frequency", options={"max_peaks": 3}),
         ProbeSpec(name="outputs", every=50),
     ]
-    check: FPrincipleCheck = FPrincipleCheck()
+    check: FPrincipleCheck = FPrincipleCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _needs_probes(self) -> FPrincipleConfig:
@@ -54,7 +54,7 @@ class FPrincipleConfig(ExperimentSpec):
         return self
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # the paper's sizes are small enough for a CPU: quick trims only the number of steps
     "quick": {"train": {"steps": 1500}},
     "full": {"train": {"steps": 3000}},
@@ -94,7 +94,7 @@ def analyze(cfg: FPrincipleConfig, runs: list[RunData]) -> dict[str, Any]:
         strict = [first_step_below(run.series(c), STRICT_BELOW) for c in (cols[0], cols[-1])]
         t_low, t_high = t[0], t[-1]
         ordered = all(a is not None and (b is None or a <= b) for a, b in zip(t, t[1:])) and t_low is not None
-        steps = run.spec.train.steps
+        steps = cast(RunSpec, run.spec).train.steps
         if t_low is None:
             ratio, ratio_bound = None, False
         elif t_high is None:  # the highest peak never converged: the ratio is at least this

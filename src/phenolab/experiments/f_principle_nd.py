@@ -10,12 +10,12 @@ The paper uses CIFAR-10 and a CNN; the CPU protocol (docs/specs/frequency-princi
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import model_validator
 
-from phenolab.config import DigitsData, ExperimentSpec, MLPSpec, ProbeSpec, Seeds, Spec, TrainSpec
+from phenolab.config import DigitsData, ExperimentSpec, MLPSpec, ProbeSpec, RunSpec, Seeds, Spec, TrainSpec
 from phenolab.experiments.analysis import first_step_below, fraction_true
 from phenolab.experiments.base import Experiment, RunData, register
 from phenolab.experiments.runner import failed_runs
@@ -47,7 +47,7 @@ class FilterConfig(ExperimentSpec):
         ProbeSpec(name="filter", options={"deltas": [0.05, 0.1, 0.2]}),
         ProbeSpec(name="accuracy", every=50),
     ]
-    check: FilterCheck = FilterCheck()
+    check: FilterCheck = FilterCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _needs_probes(self) -> FilterConfig:
@@ -55,7 +55,7 @@ class FilterConfig(ExperimentSpec):
         return self
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "quick": {"train": {"steps": 300}, "data": {"kind": "digits", "n_train": 600}},
     "full": {"train": {"steps": 500}},
     # the smallest run of the whole pipeline (contract tests): one seed, a tiny net, 100 digits, 20 steps
@@ -83,7 +83,7 @@ def analyze(cfg: FilterConfig, runs: list[RunData]) -> dict[str, Any]:
             if t_low is None:
                 ratio = None
             elif t_high is None:
-                ratio = run.spec.train.steps / max(t_low, 1)
+                ratio = cast(RunSpec, run.spec).train.steps / max(t_low, 1)
             else:
                 ratio = t_high / max(t_low, 1)
             ok = fraction >= c.min_fraction_low_below_high and ratio is not None and ratio >= c.min_ratio

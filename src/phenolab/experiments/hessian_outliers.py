@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -70,7 +70,7 @@ class HessianOutliersConfig(ExperimentSpec):
     data: GaussianMixtureData = GaussianMixtureData(input_dim=10, spread=1.5, n_train=1000, one_hot=False)
     train: TrainSpec = TrainSpec(optimizer="gd", lr=0.1, steps=2000, loss="cross_entropy", probe_every=10**9)
     probes: list[ProbeSpec] = [ProbeSpec(name="hessian", options={"spectrum": True, "loss": "cross_entropy"})]
-    check: HessianCheck = HessianCheck()
+    check: HessianCheck = HessianCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _checks(self) -> HessianOutliersConfig:
@@ -185,7 +185,8 @@ def analyze(cfg: HessianOutliersConfig, runs: list[RunData]) -> dict[str, Any]:
     c = cfg.check
     by_classes = _runs(cfg, runs)
     base_w, wide_w = cfg.widths(False)[0], cfg.widths(True)[0]
-    per_run, groups = [], {}
+    per_run: list[dict[str, Any]] = []
+    groups: dict[tuple[int, int], dict[str, Any]] = {}
     for k in cfg.classes:
         for width in (base_w, wide_w):
             rows = []
@@ -246,11 +247,15 @@ def _diff(a: float | None, b: float | None) -> float | None:
 
 
 def _min_or_none(values: list[float | None]) -> float | None:
-    return None if any(v is None or not math.isfinite(v) for v in values) or not values else float(min(values))
+    if any(v is None or not math.isfinite(v) for v in values) or not values:
+        return None
+    return float(min(cast(list[float], values)))  # no None left (the test above)
 
 
 def _max_abs(values: list[float | None]) -> float | None:
-    return None if any(v is None for v in values) or not values else float(max(abs(v) for v in values))
+    if any(v is None for v in values) or not values:
+        return None
+    return float(max(abs(v) for v in cast(list[float], values)))  # no None left (the test above)
 
 
 def verdict(cfg: HessianOutliersConfig, summary: dict[str, Any]) -> Verdict:

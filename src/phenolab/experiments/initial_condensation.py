@@ -50,7 +50,7 @@ class InitialCondensationConfig(ExperimentSpec):
     train: TrainSpec = TrainSpec(optimizer="adam", lr=1e-3, steps=100, probe_every=10)
     probes: list[ProbeSpec] = [ProbeSpec(name="condensation", options={"threshold": 0.95, "cluster_threshold": 0.9,
                                                                         "matrix": True})]
-    check: InitialCheck = InitialCheck()
+    check: InitialCheck = InitialCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _checks(self) -> InitialCondensationConfig:
@@ -60,7 +60,7 @@ class InitialCondensationConfig(ExperimentSpec):
         return self
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     "quick": {},
     "full": {"seeds": [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]},
     # the smallest run of the whole pipeline (contract tests): one seed, width 8, 20 steps

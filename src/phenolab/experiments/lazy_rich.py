@@ -66,7 +66,7 @@ depending on the draw, so the checks use seed means of the curves.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 from pydantic import model_validator
@@ -166,7 +166,7 @@ class LazyRichConfig(ExperimentSpec):
         ProbeSpec(name="ntk_change", every=5000, options={"points": 200}),
         ProbeSpec(name="ntk_regression", every=10**9, options={"points": 2000}),
     ]
-    check: LazyRichCheck = LazyRichCheck()
+    check: LazyRichCheck = LazyRichCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _checks(self) -> LazyRichConfig:
@@ -274,7 +274,7 @@ def plan(cfg: LazyRichConfig) -> list[Planned]:
 # ------------------------------------------------------------------------------------ analysis
 def effective_alpha(spec: RunSpec) -> float:
     """alpha of f = (alpha / N) sum_i phi(w_i . x): output_scale * N * fixed_readout."""
-    m = spec.model
+    m = cast(MLPSpec, spec.model)  # lazy-rich runs are MLPs
     return float(m.output_scale * m.hidden_widths[0] * (m.fixed_readout if m.fixed_readout is not None else 1.0))
 
 
@@ -323,10 +323,11 @@ def _grok2(cfg: LazyRichConfig, run: RunData) -> list[dict[str, float]]:
     """Eq. 6 against the Monte-Carlo test MSE at each checkpoint of one run."""
     if run.status != "done":
         return []
-    beta = make_task(run.spec.data, run.spec.seed, dtype=_dtype(run.spec)).info["beta"].double().numpy()
+    spec = cast(RunSpec, run.spec)  # a training run: it has its RunSpec
+    beta = make_task(spec.data, spec.seed, dtype=_dtype(spec)).info["beta"].double().numpy()
     means, moments = run.artifact("weight_moments/mean_change"), run.artifact("weight_moments/second_moment_change")
     mc, se = run.series("fresh_loss/mse"), run.series("fresh_loss/se")
-    alpha, eps = effective_alpha(run.spec), float(run.spec.model.activation_param or 1.0)
+    alpha, eps = effective_alpha(spec), float(cast(MLPSpec, spec.model).activation_param or 1.0)
     rows = []
     for step, w, M in zip(means["steps"], means["values"], moments["values"]):
         if int(step) not in mc.index:

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Union, cast
 
 import numpy as np
 import pandas as pd
@@ -132,7 +132,7 @@ class LossSpikeConfig(ExperimentSpec):
     train: TrainSpec = TrainSpec(optimizer="gd", lr=1.0, steps=20000, probe_every=10, dtype="float64")
     probes: list[ProbeSpec] = [ProbeSpec(name="hessian", options={"k": 1, "vectors": True}),
                                ProbeSpec(name="parameters")]
-    check: LossSpikeCheck = LossSpikeCheck()
+    check: LossSpikeCheck = LossSpikeCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _checks(self) -> LossSpikeConfig:
@@ -160,7 +160,7 @@ class LossSpikeConfig(ExperimentSpec):
         return self
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # c = 0.8 only (the protocol's first c, which spikes for seed 0) and 10k steps: seed 0's first spike
     # starts at step ~8.8k and ends ~9.1k, so t_e + 500 fits. Two runs (c = 0.8 and its eta/4 control);
     # the Hessian probe (~8 HVPs every 10 steps) is half the time. Measured on one torch thread of a
@@ -236,7 +236,7 @@ class _Trajectory:
     def __init__(self, run: RunData) -> None:
         art = run.artifact("parameters/theta")
         self.steps, self.theta = art["steps"], art["values"]
-        self.model = build(run.spec)[1]
+        self.model = build(cast(RunSpec, run.spec))[1]
 
     def at(self, step: float) -> tuple[int, np.ndarray]:
         i = nearest_index(self.steps, step)
@@ -280,7 +280,7 @@ def slas(loss: pd.Series, sharpness: pd.Series, start: float, stop: float) -> tu
 def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None, spike: Spike, loss: pd.Series,
                     traj: _Trajectory, control_traj: _Trajectory | None, previous_end: int | None) -> dict[str, Any]:
     """Everything the checks need about one spike (see the module docstring)."""
-    lr = run.spec.train.lr
+    lr = cast(RunSpec, run.spec).train.lr
     limit = 2.0 / lr
     lam = run.series("hessian/top_0")
     lam_steps, lam_values = lam.index.to_numpy(), lam.to_numpy()
@@ -327,7 +327,7 @@ def _spike_measures(cfg: LossSpikeConfig, run: RunData, control: RunData | None,
     out["rho_LF(top) - rho_LF(non-top)"] = (None if out["rho_LF(top)"] is None or out["rho_LF(non-top)"] is None
                                              else out["rho_LF(top)"] - out["rho_LF(non-top)"])
     # condensation at t_o and t_e + after_steps, in the run and in the control
-    after = (None if spike.end is None or spike.end + cfg.after_steps > run.spec.train.steps
+    after = (None if spike.end is None or spike.end + cfg.after_steps > cast(RunSpec, run.spec).train.steps
              else spike.end + cfg.after_steps)
     out["condensation steps"] = [spike.onset, after]
     for name, tr in (("", traj), ("control ", control_traj)):
@@ -360,16 +360,17 @@ def analyze(cfg: LossSpikeConfig, runs: list[RunData]) -> dict[str, Any]:
         spikes: list[Spike] = []
         for c in cfg.cs:
             run = by_rate[Rate(seed, c)]
+            spec = cast(RunSpec, run.spec)  # a training run: it has its RunSpec
             if run.status != "done":
-                rows[f"c={c:g}"] = {"status": run.status, "lr": run.spec.train.lr}
+                rows[f"c={c:g}"] = {"status": run.status, "lr": spec.train.lr}
                 continue
             loss = run.series("loss")
             found = detect_spikes(loss.index.to_numpy(), loss.to_numpy(), cfg.spike_factor)
             lam = run.series("hessian/top_0")
-            rows[f"c={c:g}"] = {"lr": run.spec.train.lr, "2/eta": 2.0 / run.spec.train.lr, "spikes": len(found),
+            rows[f"c={c:g}"] = {"lr": spec.train.lr, "2/eta": 2.0 / spec.train.lr, "spikes": len(found),
                                 "lambda_max(0)": float(lam.iloc[0]) if len(lam) else None,
                                 "final loss": float(loss.iloc[-1]) if len(loss) else None,
-                                "max lambda_max / (2/eta)": (float(lam.max()) * run.spec.train.lr / 2.0
+                                "max lambda_max / (2/eta)": (float(lam.max()) * spec.train.lr / 2.0
                                                              if len(lam) else None)}
             if chosen is None and found:
                 chosen, spikes = c, found
@@ -380,8 +381,8 @@ def analyze(cfg: LossSpikeConfig, runs: list[RunData]) -> dict[str, Any]:
             loss = run.series("loss")
             traj = _Trajectory(run)
             control_traj = _Trajectory(control_ok) if control_ok is not None else None
-            entry["lr"] = run.spec.train.lr
-            entry["control lr"] = control.spec.train.lr
+            entry["lr"] = cast(RunSpec, run.spec).train.lr
+            entry["control lr"] = cast(RunSpec, control.spec).train.lr
             entry["control spikes"] = (len(detect_spikes(control.series("loss").index.to_numpy(),
                                                          control.series("loss").to_numpy(), cfg.spike_factor))
                                        if control_ok is not None else None)
@@ -459,7 +460,7 @@ def figures(cfg: LossSpikeConfig, runs: list[RunData], summary: dict[str, Any]) 
         if run is None or run.status != "done":
             continue
         loss, lam = run.series("loss"), run.series("hessian/top_0")
-        limit = 2.0 / run.spec.train.lr
+        limit = 2.0 / cast(RunSpec, run.spec).train.lr
         spikes = [(s["t_o"], s["t_p"], s["t_e"]) for s in entry["spikes"]]
         name = f"seed={seed}, c={c_show:g}"
         out[f"loss and lambda_max ({name})"] = plots.loss_and_sharpness(

@@ -63,7 +63,7 @@ class NTKConfig(ExperimentSpec):
     data: ProductData = ProductData(sampling="circle", n_train=16)
     train: TrainSpec = TrainSpec(optimizer="gd", lr=0.5, steps=200, probe_every=10**9)
     probes: list[ProbeSpec] = [ProbeSpec(name="ntk", options={"matrix": True, "top": 3})]
-    check: NTKCheck = NTKCheck()
+    check: NTKCheck = NTKCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _checks(self) -> NTKConfig:
@@ -75,7 +75,7 @@ class NTKConfig(ExperimentSpec):
         return self
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # quick: train widths up to 512 (NTK-1b's protocol goes to 1024: see full)
     "quick": {"train_widths": [128, 256, 512]},
     "full": {"seeds": list(range(10)), "init_widths": [64, 256, 1024, 4096], "train_seeds": [0, 1, 2, 3, 4],

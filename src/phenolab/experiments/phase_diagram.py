@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from pydantic import model_validator
@@ -134,7 +134,7 @@ class PhaseDiagramConfig(ReluSetup):
     points: list[tuple[float, float]] = list(SPEC_RULES)
     widths: list[PosInt] = [100, 400, 1600, 6400]
     probes: list[ProbeSpec] = [ProbeSpec(name="relative_distance")]
-    check: PhaseCheck = PhaseCheck()
+    check: PhaseCheck = PhaseCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _checks(self) -> PhaseDiagramConfig:
@@ -186,7 +186,7 @@ def analyze(cfg: PhaseDiagramConfig, runs: list[RunData]) -> dict[str, Any]:
     """RD of (w, b) at the stopping time per run; per point and seed the slope over widths."""
     by_point = by_condition(with_conditions(runs, conditions_of(plan(cfg))))
     c = cfg.check
-    points = []
+    points: list[dict[str, Any]] = []
     for gamma, gamma_prime in cfg.points:
         slopes, curves, converged = [], {}, True
         for seed in cfg.seeds:
@@ -195,7 +195,8 @@ def analyze(cfg: PhaseDiagramConfig, runs: list[RunData]) -> dict[str, Any]:
                 run = by_point[Point(gamma, gamma_prime, width, seed)]
                 rd = run.series("relative_distance/first")
                 rds.append(float(rd.iloc[-1]) if run.status == "done" and len(rd) else math.nan)
-                converged &= run.status == "done" and run.spec.train.steps > int(run.series("loss").index[-1])
+                converged &= (run.status == "done"
+                              and cast(RunSpec, run.spec).train.steps > int(run.series("loss").index[-1]))
             curves[seed] = rds
             if all(math.isfinite(v) and v > 0 for v in rds):
                 slopes.append(fit_slope(cfg.widths, rds))

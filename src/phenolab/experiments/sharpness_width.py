@@ -46,7 +46,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import numpy as np
 from pydantic import model_validator
@@ -58,6 +58,7 @@ from phenolab.config import (
     PosFloat,
     PosInt,
     ProbeSpec,
+    RunSpec,
     Seeds,
     Spec,
     TrainSpec,
@@ -80,7 +81,7 @@ SOURCE = ("arXiv:2402.17457 (Noci et al. 2024, super consistency: two-layer line
           "for muP vs NTP)")
 
 # the protocol's names -> phenolab's parametrization (see the module docstring)
-PARAMETRIZATIONS = {"muP": "mean_field", "NTP": "ntk"}
+PARAMETRIZATIONS: dict[Literal["muP", "NTP"], str] = {"muP": "mean_field", "NTP": "ntk"}
 
 # the pilot of docs/specs/sharpness-width.md: S_G at init -> end per width
 PILOT = {
@@ -119,7 +120,7 @@ class SharpnessWidthConfig(ExperimentSpec):
     train: TrainSpec = TrainSpec(optimizer="gd", lr=0.05, steps=1500, probe_every=50)
     probes: list[ProbeSpec] = [ProbeSpec(name="ntk", options={"points": 200, "top": 1}),
                                ProbeSpec(name="hessian", every=750)]
-    check: SharpnessCheck = SharpnessCheck()
+    check: SharpnessCheck = SharpnessCheck()  # type: ignore[assignment]  # narrows ExperimentSpec.check by design
 
     @model_validator(mode="after")
     def _checks(self) -> SharpnessWidthConfig:
@@ -138,7 +139,7 @@ class SharpnessWidthConfig(ExperimentSpec):
         return self
 
 
-PRESETS = {
+PRESETS: dict[str, dict[str, Any]] = {
     # the protocol's widths and steps, 2 seeds, S_G only (no full-Hessian probe): ~30 s of training on one
     # core. Width 4096 is half of it but stays: SHARP-1's NTP bound (growth <= 0.1) is meant for the
     # largest width, and at N = 1024 the growth is still ~0.15 (pilot 0.11)
@@ -178,7 +179,7 @@ def plan(cfg: SharpnessWidthConfig) -> list[Planned]:
 
 def sharpness_series(run: RunData, n_points: int) -> Any:
     """S_G(t) = lr * 2 * eig_0(K_t) / P of one run (a pandas Series over probe steps)."""
-    return run.spec.train.lr * 2.0 * run.series("ntk/eig_0") / n_points
+    return cast(RunSpec, run.spec).train.lr * 2.0 * run.series("ntk/eig_0") / n_points
 
 
 def analyze(cfg: SharpnessWidthConfig, runs: list[RunData]) -> dict[str, Any]:
@@ -191,7 +192,8 @@ def analyze(cfg: SharpnessWidthConfig, runs: list[RunData]) -> dict[str, Any]:
     for name in PARAMETRIZATIONS:
         rows: dict[str, Any] = {}
         for width in widths:
-            s0s, s1s, ratios, curves, hess, losses = [], [], [], [], {}, []
+            s0s, s1s, ratios, curves, losses = [], [], [], [], []
+            hess: dict[int, list[float]] = {}
             for seed in cfg.seeds:
                 run = by_width[Width(name, width, seed)]
                 if run.status != "done":
@@ -205,7 +207,7 @@ def analyze(cfg: SharpnessWidthConfig, runs: list[RunData]) -> dict[str, Any]:
                 curves.append(s)
                 top = run.series("hessian/top_0")
                 for step, value in top.items():
-                    hess.setdefault(int(step), []).append(run.spec.train.lr * float(value))
+                    hess.setdefault(int(step), []).append(cast(RunSpec, run.spec).train.lr * float(value))
                 loss = run.series("loss")
                 losses.append(float(loss.iloc[-1]) if len(loss) else math.nan)
             ratio = mean_or_none(ratios)
@@ -304,8 +306,9 @@ def figures(cfg: SharpnessWidthConfig, runs: list[RunData], summary: dict[str, A
         out[f"S_G over training, {name}"] = plots.curves(
             [t + 1 for t in steps], series, title=f"{name} ({param}): lr-normalized Gauss-Newton sharpness (seed mean)",
             ylabel="$S_G = \\eta\\,\\lambda_{max}(G)$", xlabel="training step + 1", logx=True)
-    ratios = {name: [summary["per"][name][str(w)]["ratio"] if summary["per"][name][str(w)]["ratio"] is not None
-                     else math.nan for w in widths] for name in PARAMETRIZATIONS}
+    ratios: dict[str, list[float]] = {
+        name: [summary["per"][name][str(w)]["ratio"] if summary["per"][name][str(w)]["ratio"] is not None
+               else math.nan for w in widths] for name in PARAMETRIZATIONS}
     if not any(math.isfinite(v) and v > 0 for values in ratios.values() for v in values):
         return out  # no run finished: nothing to draw on log axes
     out["S_G(end)/S_G(0) against width"] = plots.curves(

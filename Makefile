@@ -34,7 +34,7 @@ demo: $(STAMP)
 	if [ $$rc -eq 1 ]; then echo "demo: some verdicts failed (findings: see the table above)"; \
 	elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
-# ruff (lint, import order) and mypy; per-file exclusions in pyproject.toml
+# ruff (lint, import order) and mypy, configured in pyproject.toml (no exclusions)
 lint: $(DEVSTAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m mypy src/phenolab

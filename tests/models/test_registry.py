@@ -16,7 +16,7 @@ def test_every_kind_is_registered_with_its_spec_and_builder():
     kinds = {k.name: k for k in model_kinds()}
     assert {"mlp", "conv", "matrix_factorization"} <= set(kinds)
     assert set(kinds) == set(MODEL_KINDS.kinds())
-    assert kinds["mlp"].stackable and not kinds["conv"].stackable
+    assert kinds["mlp"].stackable and kinds["conv"].stackable and not kinds["matrix_factorization"].stackable
     assert kinds["conv"].spec is ConvSpec and kinds["matrix_factorization"].spec is MatrixFactorizationSpec
 
 

@@ -16,11 +16,11 @@ from phenolab.train.schedule import device_of
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
-def spec(device: str, loss: str = "mse", seed: int = 0) -> RunSpec:
+def spec(device: str, engine: str = "auto", seed: int = 0) -> RunSpec:
     return validate(RunSpec, {
         "model": {"width": 32, "activation": "tanh"}, "data": {"kind": "sines", "n_train": 40, "seed": 0},
         "train": {"optimizer": "adam", "lr": 1e-2, "steps": 100, "probe_every": 50, "dtype": "float64",
-                  "device": device, "loss": loss},
+                  "device": device, "engine": engine},
         "probes": [{"name": "loss"}], "seed": seed})
 
 
@@ -35,10 +35,10 @@ def test_cpu_is_the_default_and_auto_falls_back_to_it():
 
 @pytest.mark.cuda
 @cuda
-@pytest.mark.parametrize("loss", ["mse", "half_mse"])  # mse: the ensemble engine, half_mse: the plain loop
-def test_each_engine_on_cuda_matches_the_cpu(loss):
+@pytest.mark.parametrize("engine", ["ensemble", "plain"])
+def test_each_engine_on_cuda_matches_the_cpu(engine):
     task = make_task(spec("cpu").data, 0, dtype=torch.float64)
-    specs = {d: [spec(d, loss, s) for s in range(2)] for d in ("cpu", "cuda")}
+    specs = {d: [spec(d, engine, s) for s in range(2)] for d in ("cpu", "cuda")}
     results = {d: train_group(task, specs[d], [BufferRecorder() for _ in range(2)]) for d in specs}
     for on_cpu, on_gpu in zip(results["cpu"], results["cuda"]):
         assert on_gpu.status == on_cpu.status == "done"

@@ -33,15 +33,56 @@ def spec_with(**changes) -> RunSpec:
 def test_auto_picks_the_engine_from_the_config_alone():
     task = make_task(spec_with().data, 0)
     assert engine_of(spec_with(), task) == "ensemble"
-    assert engine_of(spec_with(train__loss="half_mse"), task) == "plain"  # not computed by the stacked paths
+    assert engine_of(spec_with(train__loss="half_mse"), task) == "ensemble"  # the generic vmap path
     assert engine_of(spec_with(train__engine="plain"), task) == "plain"
     conv = validate(RunSpec, {"model": {"kind": "conv", "kernel": 1}, "data": {"kind": "sines", "n_train": 8}})
-    assert engine_of(conv, make_task(conv.data, 0)) == "plain"
+    assert engine_of(conv, make_task(conv.data, 0)) == "ensemble"  # conv declares itself stackable
+    mf = validate(RunSpec, {"model": {"kind": "matrix_factorization", "rows": 3, "cols": 3},
+                            "data": {"kind": "product", "n_train": 8}, "train": {"engine": "ensemble"}})
     with pytest.raises(ConfigError, match="train.engine: ensemble needs a stackable model kind"):
-        engine_of(validate(RunSpec, {**conv.model_dump(mode="json"), "train": {"engine": "ensemble"}}),
-                  make_task(conv.data, 0))
+        engine_of(mf, make_task(mf.data, 0))
     big = spec_with(model__width=600, model__depth=2)  # 600^2 weights: stacking does not pay
     assert engine_of(big, task) == "plain"
+
+
+def _alone_and_ensemble(specs, task):
+    """Each spec by the plain loop, and all of them as one ensemble; the ensemble's recorders too."""
+    from phenolab.train.engines import _plain
+
+    plain = _plain(task, specs, [BufferRecorder() for _ in specs], None)
+    recorders = [BufferRecorder() for _ in specs]
+    stacked = train_ensemble(task, specs, recorders=recorders)
+    return plain, stacked, recorders
+
+
+@pytest.mark.parametrize("changes", [
+    {"train__loss": "half_mse", "train__optimizer": "sgd", "train__batch_size": 8, "train__momentum": 0.9},
+    {"train__loss": "half_mse", "train__optimizer": "adam", "train__weight_decay": 0.1, "train__clip_norm": 0.5},
+])
+def test_the_generic_vmap_path_equals_the_plain_loop_for_an_mlp(changes):
+    specs = [spec_with(train__dtype="float64", train__steps=60, model__centered=True, **changes)
+             .model_copy(update={"seed": s}) for s in range(3)]
+    task = make_task(specs[0].data, 0, dtype=torch.float64)
+    plain, stacked, _ = _alone_and_ensemble(specs, task)
+    assert {r.engine for r in stacked} == {"ensemble/vmap"}
+    for a, b in zip(plain, stacked):
+        assert (a.status, a.steps) == (b.status, b.steps)
+        assert b.final_loss == pytest.approx(a.final_loss, rel=1e-9)
+
+
+def test_a_stackable_conv_trains_as_an_ensemble_like_alone():
+    base = {"model": {"kind": "conv", "kernel": 2, "channels": 3, "bias": True},
+            "data": {"kind": "teacher", "input_dim": 5, "n_train": 40, "seed": 0},
+            "train": {"optimizer": "adam", "lr": 1e-2, "steps": 80, "dtype": "float64"}}
+    specs = [validate(RunSpec, {**base, "seed": s}) for s in range(3)]
+    task = make_task(specs[0].data, 0, dtype=torch.float64)
+    plain, stacked, recorders = _alone_and_ensemble(specs, task)
+    assert {r.engine for r in stacked} == {"ensemble/vmap"}
+    assert len({round(r.final_loss, 12) for r in stacked}) == 3  # three different members
+    for a, b, rec in zip(plain, stacked, recorders):
+        assert b.final_loss == pytest.approx(a.final_loss, rel=1e-9)
+        first = next(values["loss"] for kind, _, values in rec.events if kind == "scalars" and "loss" in values)
+        assert b.final_loss < 0.5 * first  # it trained
 
 
 def test_one_config_hash_one_result_alone_or_inside_a_group(tmp_path):

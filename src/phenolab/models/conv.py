@@ -118,4 +118,4 @@ def build_conv(spec: ConvSpec, input_dim: int, output_dim: int, generator: torch
                          generator, dtype)
 
 
-register_model(ConvSpec, build_conv)
+register_model(ConvSpec, build_conv, stackable=True)

@@ -3,10 +3,11 @@
 - ``plain``: `phenolab.train.loop.train`, one network at a time: any ``nn.Module``, any objective
   (residuals included);
 - ``ensemble``: `phenolab.train.ensemble.train_ensemble`, runs whose networks and data match
-  stacked on a leading axis (fused or stacked gradients): a model kind that declares itself
-  ``stackable`` (`phenolab.models.registry`), an objective the stacked paths compute on their
-  own outputs (`STACKED_OBJECTIVES`), and a network small enough for stacking to pay
-  (`ENSEMBLE_MAX_PARAMS`; the fused path has no such limit);
+  stacked on a leading axis: a model kind that declares itself ``stackable``
+  (`phenolab.models.registry`), an objective defined on the outputs (not a residual), and a
+  network small enough for stacking to pay (`ENSEMBLE_MAX_PARAMS`; the fused path has no such
+  limit). Its gradients come from the fused two-layer ReLU path, the stacked MLP path (`mse`,
+  `cross_entropy`), or the generic ``vmap(functional_call)`` path for any other module or objective;
 - ``numpy``: `train_numpy`, systems that are not torch modules (a model kind registered with
   ``engine="numpy"``): gradient descent on their own loss and gradient, with the same stopping
   rules, schedule and recording.
@@ -32,7 +33,8 @@ import torch
 from torch import nn
 
 from phenolab.config import ConfigError, RunSpec, canonical_json, validate
-from phenolab.models import build_model, model_kind, parameter_count
+from phenolab.models import build_model, model_kind, model_kinds, parameter_count
+from phenolab.objectives import make_objective
 from phenolab.tasks import make_task
 from phenolab.tasks.base import Task
 from phenolab.train.ensemble_loop import AnyRecorder, fused_applies
@@ -45,7 +47,6 @@ from phenolab.train.stopping import Watch
 Progress = Callable[..., None]
 EngineFn = Callable[[Task, Sequence[RunSpec], Sequence[AnyRecorder], "Progress | None"], list[TrainResult]]
 
-STACKED_OBJECTIVES = ("mse", "cross_entropy")
 ENSEMBLE_MAX_PARAMS = 250_000
 """Above this many parameters per network the stacked path is no faster than the plain loop
 (its matmuls are already large), and stacking only costs memory; the fused path has no limit."""
@@ -73,12 +74,12 @@ def engine_of(spec: RunSpec, task: Task) -> str:
             raise ConfigError([f"train.engine: model.kind {kind.name} is not a torch module and trains with the "
                                f"numpy engine; leave train.engine at auto, got {asked!r}"])
         return "numpy"
-    stackable = kind.stackable and spec.train.loss.kind in STACKED_OBJECTIVES
+    stackable = kind.stackable and make_objective(spec.train.loss).outputs_only
     if asked == "ensemble":
         if not stackable:
-            raise ConfigError([f"train.engine: ensemble needs a stackable model kind (mlp) and train.loss one of "
-                               f"{', '.join(STACKED_OBJECTIVES)}; got model.kind {kind.name} with train.loss "
-                               f"{spec.train.loss.kind}"])
+            stackables = ", ".join(k.name for k in model_kinds() if k.stackable)
+            raise ConfigError([f"train.engine: ensemble needs a stackable model kind ({stackables}) and an objective "
+                               f"on the outputs; got model.kind {kind.name} with train.loss {spec.train.loss.kind}"])
         return "ensemble"
     if asked == "plain" or not stackable:
         return "plain"

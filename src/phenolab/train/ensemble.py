@@ -60,7 +60,14 @@ def ensemble_key(spec: RunSpec, input_dim: int, output_dim: int, data_key: str |
     data = spec.data.model_dump(mode="json")
     data_seed = cast(SeededData, spec.data).seed
     data["seed"] = data_seed if data_seed is not None else spec.seed
-    model, tr = mlp_spec(spec), spec.train
+    tr = spec.train
+    shared = (int(input_dim), int(output_dim),
+              tr.optimizer, tr.loss, tr.batch_size, tr.steps, tr.dtype, tr.momentum, tr.probe_every,
+              tr.weight_decay, tr.warmup, tr.schedule, tr.clip_norm, tr.device, tr.engine,
+              tuple(canonical_json(p) for p in spec.probes))
+    if spec.model.kind != "mlp":  # another stackable kind: the whole model spec is shared
+        return (data_key if data_key is not None else canonical_json(data), canonical_json(spec.model), *shared)
+    model = mlp_spec(spec)
     return (
         data_key if data_key is not None else canonical_json(data),
         tuple(model.hidden_widths), model.activation, model.activation_param, model.fixed_readout, model.centered,
@@ -110,8 +117,8 @@ def train_ensemble(
     tr = specs[0].train
     if tr.optimizer == "gd" and tr.batch_size is not None:
         raise ValueError("train.batch_size: gd is full-batch gradient descent; use optimizer=sgd for minibatches")
-    if path not in ("auto", "fused", "stacked"):
-        raise ValueError(f"path: must be one of auto, fused, stacked, got {path!r}")
+    if path not in ("auto", "fused", "stacked", "vmap"):
+        raise ValueError(f"path: must be one of auto, fused, stacked, vmap, got {path!r}")
     if path == "fused" and not fused_applies(specs[0], task):
         raise ValueError("path=fused needs two-layer ReLU nets on 1-D inputs trained with MSE, every parameter "
                          "trained (no model.fixed_readout) and no model.centered")

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence, cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from phenolab.config import MLPSpec, ProbeSpec, RunSpec
 from phenolab.models import MLP, build_model
+from phenolab.objectives import make_objective
 from phenolab.tasks.base import Task
 from phenolab.train.fused_relu1d import FusedRelu1d
 from phenolab.train.loop import Status, TrainResult, batch_plan
@@ -29,11 +30,13 @@ from phenolab.train.seeding import batch_seed, generator
 from phenolab.train.stacked_mlp import StackedMLP
 from phenolab.train.stacked_optim import StackedOptimizer
 from phenolab.train.stopping import Watch
+from phenolab.train.vmap_gradients import VmapGradients
 
-PathName = Literal["auto", "fused", "stacked"]
+PathName = Literal["auto", "fused", "stacked", "vmap"]
+STACKED_LOSSES = ("mse", "cross_entropy")  # the objectives `StackedMLP` computes itself
 EnsembleProgress = Callable[[int, int], None]
 AnyRecorder = Recorder | BufferRecorder
-Gradients = FusedRelu1d | StackedMLP
+Gradients = FusedRelu1d | StackedMLP | VmapGradients
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,10 @@ def mlp_spec(spec: RunSpec) -> MLPSpec:
 
 
 def fused_applies(spec: RunSpec, task: Task) -> bool:
-    """Whether the fused path computes this ensemble's gradients: two-layer ReLU, 1-D input, MSE,
-    every parameter trained (no fixed readout) and no centring."""
+    """Whether the fused path computes this ensemble's gradients: a two-layer ReLU MLP, 1-D input,
+    MSE, every parameter trained (no fixed readout) and no centring."""
+    if spec.model.kind != "mlp":
+        return False
     model = mlp_spec(spec)
     return (
         len(model.hidden_widths) == 1
@@ -63,10 +68,10 @@ def fused_applies(spec: RunSpec, task: Task) -> bool:
     )
 
 
-def initial_models(task: Task, specs: Sequence[RunSpec]) -> list[MLP]:
+def initial_models(task: Task, specs: Sequence[RunSpec]) -> list[nn.Module]:
     """Each member's network at its initialization: `build_model` with `generator(seed, "model")`."""
     dtype = torch.float64 if specs[0].train.dtype == "float64" else torch.float32
-    return [cast(MLP, build_model(s.model, task.input_dim, task.output_dim, generator(s.seed, "model"), dtype))
+    return [build_model(s.model, task.input_dim, task.output_dim, generator(s.seed, "model"), dtype)
             for s in specs]
 
 
@@ -78,7 +83,7 @@ class _Member:
 
     index: int
     spec: RunSpec
-    model: MLP
+    model: nn.Module
     recorder: AnyRecorder | None
     watch: Watch
 
@@ -105,10 +110,11 @@ class _Stack:
         ]
         self.initial = [p.clone() for p in self.params]
         self.grads = [torch.empty_like(p) for p in self.trained]
-        self.scale = torch.tensor([mlp_spec(m.spec).output_scale for m in members], dtype=torch.float64)
+        self.scale = torch.tensor([getattr(m.spec.model, "output_scale", 1.0) for m in members], dtype=torch.float64)
         self.max_loss = torch.tensor([m.spec.train.max_loss for m in members], dtype=torch.float64)
         tr = optimizer_spec.train
-        scales = members[0].model.lr_scales(tr.optimizer)  # per-layer lr factors (muP), shared by all members
+        lr_scales = getattr(members[0].model, "lr_scales", None)  # per-layer lr factors (muP), shared by all
+        scales = lr_scales(tr.optimizer) if callable(lr_scales) else dict.fromkeys(self.names, 1.0)
         self.optimizer = StackedOptimizer(tr.optimizer, self.trained, [m.lr for m in members], tr.momentum,
                                           [scales[n] for n, t in zip(self.names, self.trainable) if t],
                                           weight_decay=tr.weight_decay)
@@ -167,7 +173,7 @@ def train_members(
     recorders: Sequence[AnyRecorder | None],
     progress: EnsembleProgress | None = None,
     path: PathName = "auto",
-    models: Sequence[MLP] | None = None,
+    models: Sequence[nn.Module] | None = None,
 ) -> list[MemberResult]:
     """`train_ensemble` in this process, on specs whose keys match (not checked here).
 
@@ -187,7 +193,7 @@ class _Run:
     """One call of `train_members`: the stack, the members' results, the step's bookkeeping."""
 
     def __init__(self, task: Task, specs: Sequence[RunSpec], recorders: Sequence[AnyRecorder | None],
-                 path: PathName, models: Sequence[MLP] | None) -> None:
+                 path: PathName, models: Sequence[nn.Module] | None) -> None:
         self.started = time.monotonic()
         self.task = task
         self.train = specs[0].train  # what all members share: steps, probe schedule, dtype, ...
@@ -198,7 +204,9 @@ class _Run:
             mem.model.train()
         device = device_of(self.train)
         self.stack = _Stack(self.members, _make_gradients(path, specs[0], task, models, device), specs[0], device)
-        self.path = "fused" if isinstance(self.stack.gradients, FusedRelu1d) else "stacked"
+        gradients = self.stack.gradients
+        self.path = ("fused" if isinstance(gradients, FusedRelu1d) else
+                     "vmap" if isinstance(gradients, VmapGradients) else "stacked")
         self.schedule = scheduled(self.train)
         self.clip = self.train.clip_norm
         self.plans = _batch_plans(len(task.x_train), specs)
@@ -318,12 +326,17 @@ def _clip(grads: list[Tensor], max_norm: float) -> None:
         g.mul_(factor.to(g.dtype).reshape(-1, *([1] * (g.ndim - 1))))
 
 
-def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[MLP],
+def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[nn.Module],
                     device: torch.device) -> Gradients:
-    """The gradient path: fused where it applies (or is asked for), else stacked. A centred
-    ensemble's stacked path subtracts each member's output at its initial parameters (the
-    buffers of its `MLP`); frozen parameters get no gradient."""
-    model = models[0]
+    """The gradient path: fused where it applies (or is asked for), stacked for an MLP with an
+    objective it computes (`STACKED_LOSSES`), else the generic ``vmap`` path (any stackable
+    module, any objective on outputs). A centred ensemble's stacked path subtracts each member's
+    output at its initial parameters (the buffers of its `MLP`); frozen parameters get no gradient."""
+    if path == "vmap" or (path == "auto" and (spec.model.kind != "mlp" or spec.train.loss.kind not in STACKED_LOSSES)):
+        named = dict(models[0].named_parameters())
+        return VmapGradients(models, make_objective(spec.train.loss), task.x_train, task.y_train, list(named),
+                             [p.requires_grad for p in named.values()], device)
+    model = cast(MLP, models[0])
     mults = model.multipliers
     biases = [layer.bias is not None for layer in model.layers]
     if path == "fused" or (path == "auto" and fused_applies(spec, task)):
@@ -331,14 +344,14 @@ def _make_gradients(path: PathName, spec: RunSpec, task: Task, models: Sequence[
                            hidden_bias=biases[0], output_bias=biases[1])
     reference = None
     if mlp_spec(spec).centered:
-        initial = [m.initial_parameters() for m in models]
+        initial = [cast(MLP, m).initial_parameters() for m in models]
         # (weight, bias) per layer; the bias (k = 1) is taken only where the layer has one
         reference = [torch.stack([cast(Tensor, member[layer][k]) for member in initial]).to(device)
                      for layer in range(len(biases)) for k in (0, 1) if k == 0 or biases[layer]]
     return StackedMLP(task.x_train.to(device), task.y_train.to(device), widths=mlp_spec(spec).hidden_widths,
                       multipliers=mults, sigma=model.sigma, biases=biases, loss=spec.train.loss.kind,
                       trainable=[p.requires_grad for p in model.parameters()], reference=reference,
-                      reference_scale=[m.output_scale for m in models])
+                      reference_scale=[cast(MLP, m).output_scale for m in models])
 
 
 def _batch_plans(n: int, specs: Sequence[RunSpec]) -> list[Callable[[int], Tensor | None]] | None:

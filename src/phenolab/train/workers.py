@@ -13,9 +13,9 @@ import hashlib
 from typing import Sequence
 
 import torch
+from torch import nn
 
 from phenolab.config import RunSpec
-from phenolab.models import MLP
 from phenolab.tasks.base import Task
 from phenolab.train.ensemble_loop import (
     AnyRecorder,
@@ -40,7 +40,7 @@ def split(count: int, parts: int) -> list[range]:
     return ranges
 
 
-def _work(task: Task, specs: list[RunSpec], models: list[MLP], recording: list[bool],
+def _work(task: Task, specs: list[RunSpec], models: list[nn.Module], recording: list[bool],
           path: PathName) -> tuple[list[MemberResult], list[BufferRecorder | None]]:
     """One worker's share: train its members in one thread, buffering their records."""
     torch.set_num_threads(1)  # this worker's process only; more threads than cores is ruinous here

@@ -119,6 +119,7 @@ def train_items(items: Sequence[TrainItem], store: Store, *, force: bool = False
     ``inline`` executor does). A run that failed before is trained again: only ``done`` is reused.
     """
     tasks = tasks if tasks is not None else TaskCache()
+    items = list(items)  # claimed items get their run id (`TrainItem.run_id`) in place
     results: dict[int, RunData] = {}
     first_of: dict[tuple[str, str], int] = {}  # identical specs within one call train once
     pending: list[int] = []
@@ -148,7 +149,7 @@ def train_items(items: Sequence[TrainItem], store: Store, *, force: bool = False
                 busy.append(i)
             else:
                 claimed.append(i)
-                items = [*items[:i], replace(item, run_id=run), *items[i + 1:]]
+                items[i] = replace(item, run_id=run)
         if claimed:
             _train_claimed(items, claimed, store, progress, executor, tasks, results)
         elif busy:

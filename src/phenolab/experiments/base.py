@@ -223,8 +223,8 @@ def conditions_of(plan: Iterable[PlanItem]) -> dict[str, Any]:
 def with_conditions(runs: Iterable[RunData], conditions: Mapping[str, Any]) -> list[RunData]:
     """`runs` with ``condition`` set from `conditions` (label -> condition; a label not there gets None).
 
-    The runner builds `RunData` from labels alone, so an analysis that wants the typed conditions
-    plans again (plans are deterministic and cheap) and pairs them by label:
+    The runner (`runner.judge`) already hands the analysis runs with their conditions; an analysis
+    called on bare `RunData` (a test, a notebook) pairs them by label with its plan:
     ``runs = with_conditions(runs, conditions_of(plan(cfg)))``."""
     return [replace(r, condition=conditions.get(r.label)) for r in runs]
 

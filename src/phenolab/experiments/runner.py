@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 from phenolab import versioning
 from phenolab.config import ConfigError, ExperimentSpec, RunSpec, config_hash
 from phenolab.errors import error_line
-from phenolab.experiments.base import Computation, Experiment, Planned, RunData, get_experiment
+from phenolab.experiments.base import Computation, Experiment, Planned, RunData, conditions_of, get_experiment
 from phenolab.experiments.verdict import Verdict
 from phenolab.probes.registry import check_requirements
 from phenolab.report.html import render_run_page
@@ -133,8 +133,12 @@ def judge(prepared: Prepared, runs: list[RunData], *,
     Every verdict carries the experiment's name and source, and fails naming the runs that did not
     finish (`failed_runs`). When some did not, an exception of ``analyze`` or ``verdict`` becomes a
     failed verdict naming those runs and the exception, and one of ``figures`` gives no figures
-    (the verdict's details say why). With every run done, an exception is a bug and propagates."""
+    (the verdict's details say why). With every run done, an exception is a bug and propagates.
+    Each training run reaches the analysis with the typed condition its plan gave it (`Planned`)."""
     experiment, cfg = prepared.experiment, prepared.config
+    conditions = conditions_of(prepared.plan)
+    runs = [r if r.condition is not None or r.label not in conditions else replace(r, condition=conditions[r.label])
+            for r in runs]
     failure = failed_runs(runs)
     labels = {"runs": {r.label: r.run_id for r in runs}}
     try:

@@ -50,7 +50,9 @@ def test_a_failed_run_is_trained_again_and_a_done_one_is_not(tmp_path):
         assert reused.run_id == again.run_id
 
 
-def test_two_identical_sweeps_at_once_train_each_config_hash_once(tmp_path):
+def test_two_identical_sweeps_at_once_run_each_config_hash_once(tmp_path):
+    """Training runs, experiment runs (points) and the sweep run are each claimed before they run:
+    the second driver waits for the first and judges its results again."""
     store = tmp_path / "s.sqlite"
     src = Path(__file__).resolve().parents[2] / "src"
     here = Path(__file__).resolve().parent
@@ -72,7 +74,12 @@ def test_two_identical_sweeps_at_once_train_each_config_hash_once(tmp_path):
         assert p.returncode == 0, err
     with Store(store, readonly=True) as st:
         runs = st.list_runs(kind="train")
+        parents = st.list_runs(kind="experiment")
+        sweeps = st.list_runs(kind="sweep")
     hashes = Counter(r["config_hash"] for r in runs)
     assert len(hashes) == 6 and set(hashes.values()) == {1}, hashes  # tiny_sweep: 6 training configs
     assert {r["status"] for r in runs} == {"done"}
-    assert tiny_sweep  # the same sweep as the executor tests
+    points = Counter(r["config_hash"] for r in parents)  # 4 points, one experiment run each
+    assert len(points) == 4 and set(points.values()) == {1}, points
+    assert len(sweeps) == 1 and sweeps[0]["status"] == "done"
+    assert {r["status"] for r in parents} == {"done"}

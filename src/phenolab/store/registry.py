@@ -80,12 +80,13 @@ class Store(RunQueries, MetricSeries, RunFiles):
 
     def claim_run(self, *, kind: str, name: str, config: Mapping[str, Any], config_hash: str,
                   code_version: str | None, parent_id: int | None = None, label: str | None = None,
-                  sweep_id: str | None = None) -> tuple[str, int]:
-        """Claim a config hash before training it, in one write transaction, so that two drivers
-        never train it twice. Returns ``("done", id)`` when a ``done`` run of that kind, name, hash
-        and code version exists; ``("busy", id)`` when another live process holds a ``running`` one
-        (wait for it); else ``("claimed", id)`` of a new ``running`` run that this process owns. A
-        ``running`` run whose owner is gone is marked ``interrupted`` and claimed anew."""
+                  sweep_id: str | None = None, reuse_done: bool = True) -> tuple[str, int]:
+        """Claim a config hash before running it, in one write transaction, so that two drivers
+        never run it twice. Returns ``("done", id)`` when a ``done`` run of that kind, name, hash
+        and code version exists (only with `reuse_done`: an experiment or sweep run that its caller
+        found stale is run again); ``("busy", id)`` when another live process holds a ``running``
+        one (wait for it); else ``("claimed", id)`` of a new ``running`` run that this process owns.
+        A ``running`` run whose owner is gone is marked ``interrupted`` and claimed anew."""
         version_sql = "code_version = ?" if code_version is not None else "code_version IS NULL"
         match = f"name = ? AND config_hash = ? AND kind = ? AND {version_sql}"
         params: list[Any] = [name, config_hash, kind] + ([code_version] if code_version is not None else [])
@@ -94,7 +95,7 @@ class Store(RunQueries, MetricSeries, RunFiles):
         with self._writing() as conn:
             done = conn.execute(f"SELECT id FROM runs WHERE {match} AND status = 'done' ORDER BY id DESC LIMIT 1",
                                 params).fetchone()
-            if done is not None:
+            if done is not None and reuse_done:
                 return "done", int(done["id"])
             now = utc_now()
             for r in conn.execute(f"SELECT * FROM runs WHERE {match} AND status = 'running' ORDER BY id", params):
@@ -110,6 +111,21 @@ class Store(RunQueries, MetricSeries, RunFiles):
                     continue
                 return "busy", int(r["id"])
             return "claimed", self._insert_run(conn, values)
+
+    def running_elsewhere(self, kind: str, name: str, config_hash: str) -> int | None:
+        """Id of a ``running`` run of that kind, name and config hash that another live process
+        owns (a driver running the same sweep), or None."""
+        me = (os.getpid(), hostname(), process_start(os.getpid()))
+        now = utc_now()
+        with self._reading() as conn:
+            rows = conn.execute("SELECT * FROM runs WHERE name = ? AND config_hash = ? AND kind = ? "
+                                "AND status = 'running' ORDER BY id", (name, config_hash, kind)).fetchall()
+        for r in rows:
+            if (r["pid"], r["hostname"], r["proc_start"]) != me and not owner_gone(
+                    pid=r["pid"], host=r["hostname"], proc_start=r["proc_start"],
+                    last_seen=r["heartbeat"] or r["started"], now=now):
+                return int(r["id"])
+        return None
 
     def heartbeat(self, run_id: int) -> None:
         """Record that the run's process is alive now."""

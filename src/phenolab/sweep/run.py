@@ -14,10 +14,11 @@ pool of worker processes); only this process writes the store.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from phenolab.execution.groups import GroupExecutor, ProgressFn
+from phenolab.execution.groups import WAIT_S, GroupExecutor, ProgressFn
 from phenolab.execution.orchestrator import close_on_error, run_points
 from phenolab.experiments.base import get_experiment
 from phenolab.experiments.runner import Outcome, plan_config, reuse
@@ -53,17 +54,27 @@ def run_sweep(spec: SweepSpec, *, store: Store, force: bool = False, progress: P
     points = expand(spec)
     prepared = [plan_config(get_experiment(spec.experiment), p.config) for p in points]
     sid = sweep_id(spec)
-    outcomes: dict[int, Outcome] = {}
-    if not force:  # points already done: judged again from their stored runs
-        for i, prep in enumerate(prepared):
+    while True:
+        outcomes: dict[int, Outcome] = {}
+        if force:
+            record = store.create_run(kind="sweep", name=spec.experiment, config=sweep_record(spec, points),
+                                      config_hash=sid, sweep_id=sid, label=spec.name)
+            break
+        # the same sweep run by another live driver: wait for it, then judge its points again
+        while store.running_elsewhere("sweep", spec.experiment, sid) is not None:
+            time.sleep(WAIT_S)
+        for i, prep in enumerate(prepared):  # points already done: judged again from their stored runs
             if (stored := reuse(prep, store)) is not None:
                 outcomes[i] = stored
         done = store.find_done("sweep", spec.experiment, sid)
         if done is not None and len(outcomes) == len(points):
             store.update_results(done, summary=_sweep_summary(points, outcomes), verdict=None)
             return SweepOutcome(sid, done, [(p, outcomes[p.index]) for p in points], reused=True)
-    record = store.create_run(kind="sweep", name=spec.experiment, config=sweep_record(spec, points),
-                              config_hash=sid, sweep_id=sid, label=spec.name)
+        status, record = store.claim_run(kind="sweep", name=spec.experiment, config=sweep_record(spec, points),
+                                         config_hash=sid, code_version=None, sweep_id=sid, label=spec.name,
+                                         reuse_done=False)
+        if status != "busy":  # busy: another driver claimed it a moment ago; wait for it
+            break
     try:
         results = run_points(prepared, store, force=force, progress=progress, executor=executor, sweep_id=sid,
                              judged=outcomes)

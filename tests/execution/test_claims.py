@@ -7,7 +7,6 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from tiny_sweeps import tiny_sweep
 
 from phenolab.config import RunSpec, validate
 from phenolab.execution.groups import TrainItem, train_items

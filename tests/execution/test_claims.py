@@ -7,7 +7,6 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-
 from phenolab.config import RunSpec, validate
 from phenolab.execution.groups import TrainItem, train_items
 from phenolab.store import Store

@@ -8,23 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from phenolab import cli
 from phenolab.store import Store
 from phenolab.train import Recorder
 
-
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["phenolab", *args]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+from cli_call import call
 
 
 def digest(path: Path) -> str:

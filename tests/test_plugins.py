@@ -15,9 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from phenolab import cli, plugins
+from phenolab import plugins
 from phenolab.experiments import base as experiment_registry
 from phenolab.probes import registry as probe_registry
+
+from cli_call import call
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
@@ -34,20 +36,6 @@ def readme_section() -> str:
 
 def blocks(section: str, lang: str) -> list[str]:
     return re.findall(rf"```{lang}\n(.*?)```", section, flags=re.S)
-
-
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    old = sys.argv
-    sys.argv = ["phenolab", *args]
-    try:
-        cli.main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    finally:
-        sys.argv = old
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture()

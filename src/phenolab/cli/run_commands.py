@@ -85,20 +85,17 @@ def run(
     store: Optional[Path] = StoreOption,
 ) -> None:
     """Run one experiment, print its verdict beside the paper's numbers, write figures and a report."""
-    from phenolab.execution import run_experiment
-    from phenolab.experiments import get_experiment
+    from phenolab.execution import run_prepared
+    from phenolab.experiments.runner import prepare
 
     preset = _preset(quick, full)
-    experiment = get_experiment(name)
-    ovr = _overrides(overrides or [], config)
-    cfg = experiment.resolve(preset, ovr)  # validate before the store is touched
+    prepared = prepare(name, preset, _overrides(overrides or [], config))  # bad input stops here, store untouched
     # independent measurements (batches of small trials) are worth a pool; one training group is not
-    default = "local" if len(experiment.measure(cfg)) > 1 else "inline"
+    default = "local" if len(prepared.computations) > 1 else "inline"
     pool = _executor(executor, jobs, attempts, default=default, address=address)
     with _open_store(store) as st, pool:
         with _Progress(name) as progress:
-            outcome = run_experiment(name, store=st, preset=preset, overrides=ovr, force=force, progress=progress,
-                                     executor=pool)
+            outcome = run_prepared(prepared, store=st, force=force, progress=progress, executor=pool)
         _print_verdict(name, outcome.verdict, outcome.run_id, outcome.reused, st)
     raise typer.Exit(EXIT_OK if outcome.passed else EXIT_FAILED)
 

@@ -16,7 +16,7 @@ from phenolab.execution.executors import (
                                           make_executor,
                                           register_executor,
 )
-from phenolab.execution.orchestrator import run_experiment, run_points
+from phenolab.execution.orchestrator import run_experiment, run_points, run_prepared
 
 __all__ = ["Executor", "InlineExecutor", "Job", "JobFailed", "LocalExecutor", "executor_names", "make_executor",
-           "register_executor", "run_experiment", "run_points"]
+           "register_executor", "run_experiment", "run_points", "run_prepared"]

@@ -125,5 +125,11 @@ def run_experiment(
 
     `executor` trains the runs' groups and runs the computations (`phenolab.execution.executors`;
     None: in this process)."""
-    return run_points([prepare(name, preset, overrides)], store, force=force, progress=progress,
-                      executor=executor)[0]
+    return run_prepared(prepare(name, preset, overrides), store=store, force=force, progress=progress,
+                        executor=executor)
+
+
+def run_prepared(prepared: Prepared, *, store: Store, force: bool = False, progress: ProgressFn | None = None,
+                 executor: GroupExecutor | None = None) -> Outcome:
+    """`run_experiment` on a config already resolved and planned (`runner.prepare`)."""
+    return run_points([prepared], store, force=force, progress=progress, executor=executor)[0]

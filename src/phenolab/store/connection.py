@@ -8,15 +8,16 @@ import operator
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from phenolab.store import sqlite as db
 from phenolab.store.encoding import iso, seconds_between, utc_now
 from phenolab.store.errors import StoreError
-from phenolab.store.liveness import owner_gone
+from phenolab.store.liveness import hostname, owner_gone, process_start
 from phenolab.store.paths import default_store_path
 from phenolab.store.schema import classify, create_schema, stored_version, temporary_summary, upgrade
 from phenolab.store.summary import write_summary
@@ -108,24 +109,12 @@ class StoreConnection:
             rows = conn.execute(
                 "SELECT id, pid, hostname, proc_start, started, heartbeat FROM runs WHERE status = 'running'"
             ).fetchall()
-        gone = [
-            r for r in rows
-            if owner_gone(pid=r["pid"], host=r["hostname"], proc_start=r["proc_start"],
-                          last_seen=r["heartbeat"] or r["started"], now=now)
-        ]
+        gone = [r for r in rows if _owner_gone(r, now)]
         if not gone:
             return
         with self._writing() as conn:
             for r in gone:
-                ended = r["heartbeat"] or r["started"]
-                cursor = conn.execute(
-                    "UPDATE runs SET status = 'interrupted', error = ?, finished = ?, duration_s = ? "
-                    "WHERE id = ? AND status = 'running'",
-                    (f"process {r['pid']} on {r['hostname']} ended without finishing the run",
-                     ended, seconds_between(r["started"], ended), r["id"]),
-                )
-                if cursor.rowcount:
-                    write_summary(conn, r["id"])
+                _mark_owner_gone(conn, r)
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
@@ -187,3 +176,36 @@ def _run_id(run_id: int) -> int:
         return operator.index(run_id)
     except TypeError:
         raise TypeError(f"run id must be an integer, got {run_id!r}") from None
+
+
+def _owner_gone(row: sqlite3.Row, now: datetime) -> bool:
+    """Whether the process that owns the ``running`` run `row` has ended (`liveness.owner_gone`)."""
+    return owner_gone(pid=row["pid"], host=row["hostname"], proc_start=row["proc_start"],
+                      last_seen=row["heartbeat"] or row["started"], now=now)
+
+
+def _owned_here(row: sqlite3.Row) -> bool:
+    """Whether this process owns the run `row` (pid, host and process start time)."""
+    return (row["pid"], row["hostname"], row["proc_start"]) == (os.getpid(), hostname(), process_start(os.getpid()))
+
+
+def _mark_owner_gone(conn: sqlite3.Connection, row: sqlite3.Row) -> None:
+    """Close the ``running`` run `row`, whose process has ended, as ``interrupted`` at its last sign of life."""
+    ended = row["heartbeat"] or row["started"]
+    cursor = conn.execute(
+        "UPDATE runs SET status = 'interrupted', error = ?, finished = ?, duration_s = ? "
+        "WHERE id = ? AND status = 'running'",
+        (f"process {row['pid']} on {row['hostname']} ended without finishing the run",
+         ended, seconds_between(row["started"], ended), row["id"]),
+    )
+    if cursor.rowcount:
+        write_summary(conn, row["id"])
+
+
+def _passed(verdict: Mapping[str, Any] | None) -> int | None:
+    """The ``passed`` column of a verdict (1, 0, or None without one); ValueError for a verdict without ``passed``."""
+    if verdict is None:
+        return None
+    if not isinstance(verdict, Mapping) or "passed" not in verdict:
+        raise ValueError("verdict must be a dict with at least a 'passed' key")
+    return int(bool(verdict["passed"]))

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import Any
 
-from phenolab.store.connection import StoreConnection, _run_id
+from phenolab.store.connection import StoreConnection, _mark_owner_gone, _owned_here, _owner_gone, _passed, _run_id
 from phenolab.store.encoding import from_json, iso, run_from_row, seconds_between, to_json, utc_now
 from phenolab.store.errors import StoreError
-from phenolab.store.liveness import hostname, owner_gone, process_start
+from phenolab.store.liveness import hostname, process_start
 from phenolab.store.metric_series import MetricSeries
 from phenolab.store.run_files import FIGURE_DPI, RunFiles
 from phenolab.store.run_queries import RunQueries
@@ -90,7 +90,6 @@ class Store(RunQueries, MetricSeries, RunFiles):
         version_sql = "code_version = ?" if code_version is not None else "code_version IS NULL"
         match = f"name = ? AND config_hash = ? AND kind = ? AND {version_sql}"
         params: list[Any] = [name, config_hash, kind] + ([code_version] if code_version is not None else [])
-        me = (os.getpid(), hostname(), process_start(os.getpid()))
         values = _new_run(kind, name, config, config_hash, parent_id, sweep_id, label, code_version)
         with self._writing() as conn:
             done = conn.execute(f"SELECT id FROM runs WHERE {match} AND status = 'done' ORDER BY id DESC LIMIT 1",
@@ -98,16 +97,12 @@ class Store(RunQueries, MetricSeries, RunFiles):
             if done is not None and reuse_done:
                 return "done", int(done["id"])
             now = utc_now()
-            for r in conn.execute(f"SELECT * FROM runs WHERE {match} AND status = 'running' ORDER BY id", params):
-                if (r["pid"], r["hostname"], r["proc_start"]) == me:
+            for r in conn.execute(f"SELECT * FROM runs WHERE {match} AND status = 'running' ORDER BY id",
+                                  params).fetchall():
+                if _owned_here(r):
                     continue  # this process's own run (an earlier, abandoned attempt): not a claim on it
-                if owner_gone(pid=r["pid"], host=r["hostname"], proc_start=r["proc_start"],
-                              last_seen=r["heartbeat"] or r["started"], now=now):
-                    ended = r["heartbeat"] or r["started"]
-                    conn.execute("UPDATE runs SET status = 'interrupted', error = ?, finished = ?, duration_s = ? "
-                                 "WHERE id = ?", (f"process {r['pid']} on {r['hostname']} ended without finishing "
-                                                  "the run", ended, seconds_between(r["started"], ended), r["id"]))
-                    write_summary(conn, r["id"])
+                if _owner_gone(r, now):
+                    _mark_owner_gone(conn, r)
                     continue
                 return "busy", int(r["id"])
             return "claimed", self._insert_run(conn, values)
@@ -115,17 +110,11 @@ class Store(RunQueries, MetricSeries, RunFiles):
     def running_elsewhere(self, kind: str, name: str, config_hash: str) -> int | None:
         """Id of a ``running`` run of that kind, name and config hash that another live process
         owns (a driver running the same sweep), or None."""
-        me = (os.getpid(), hostname(), process_start(os.getpid()))
         now = utc_now()
         with self._reading() as conn:
             rows = conn.execute("SELECT * FROM runs WHERE name = ? AND config_hash = ? AND kind = ? "
                                 "AND status = 'running' ORDER BY id", (name, config_hash, kind)).fetchall()
-        for r in rows:
-            if (r["pid"], r["hostname"], r["proc_start"]) != me and not owner_gone(
-                    pid=r["pid"], host=r["hostname"], proc_start=r["proc_start"],
-                    last_seen=r["heartbeat"] or r["started"], now=now):
-                return int(r["id"])
-        return None
+        return next((int(r["id"]) for r in rows if not _owned_here(r) and not _owner_gone(r, now)), None)
 
     def heartbeat(self, run_id: int) -> None:
         """Record that the run's process is alive now."""
@@ -146,11 +135,7 @@ class Store(RunQueries, MetricSeries, RunFiles):
         """Set the final status (done, failed, diverged, interrupted), finish time and results."""
         if status not in FINAL_STATUSES:
             raise ValueError(f"status must be one of {', '.join(FINAL_STATUSES)}, got {status!r}")
-        passed = None
-        if verdict is not None:
-            if not isinstance(verdict, Mapping) or "passed" not in verdict:
-                raise ValueError("verdict must be a dict with at least a 'passed' key")
-            passed = int(bool(verdict["passed"]))
+        passed = _passed(verdict)
         summary_json, verdict_json = to_json(summary), to_json(verdict)
         with self._writing() as conn:
             started = self._require_run(conn, run_id)["started"]
@@ -188,11 +173,7 @@ class Store(RunQueries, MetricSeries, RunFiles):
     ) -> None:
         """Replace a finished run's summary and verdict (an experiment judged again from its stored
         runs); its status, error and times stay. StoreError if the run is still running."""
-        passed = None
-        if verdict is not None:
-            if not isinstance(verdict, Mapping) or "passed" not in verdict:
-                raise ValueError("verdict must be a dict with at least a 'passed' key")
-            passed = int(bool(verdict["passed"]))
+        passed = _passed(verdict)
         summary_json, verdict_json = to_json(summary), to_json(verdict)
         with self._writing() as conn:
             if self._require_run(conn, run_id)["status"] == "running":

@@ -35,6 +35,15 @@ class VmapGradients:
         buffer_names = [name for name, _ in self.model.named_buffers()]
         self.buffers = {name: torch.stack([dict(m.named_buffers())[name].detach() for m in models]).to(device)
                         for name in buffer_names}
+        model = self.model
+
+        def member_loss(theta: dict[str, Tensor], rest: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+            return objective.on_outputs(functional_call(model, {**theta, **rest}, (x,)), y)
+
+        # built once: full batch (data shared by all members) and minibatch (each member its own rows)
+        self._loss = {None: vmap(member_loss, in_dims=(0, 0, None, None)), 0: vmap(member_loss, in_dims=(0, 0, 0, 0))}
+        self._grad = {d: vmap(grad_and_value(member_loss), in_dims=(0, 0, d, d)) for d in (None, 0)}
+        self._trained_names = [n for n, t in zip(self.names, self.trainable) if t]
 
     def select(self, keep: Tensor) -> None:
         """Keep the buffers of the members at `keep` (the stack dropped the others)."""
@@ -46,22 +55,12 @@ class VmapGradients:
         fill in the gradients. `scale` is unused (the module applies its own output scale);
         `batch` (E, B) holds each member's minibatch indices, or None for the full batch."""
         trained = {n: p for n, p, t in zip(self.names, params, self.trainable) if t}
-        frozen = {n: p for n, p, t in zip(self.names, params, self.trainable) if not t}
-        objective, model = self.objective, self.model
-
-        def member_loss(theta: dict[str, Tensor], rest: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-            return objective.on_outputs(functional_call(model, {**theta, **rest}, (x,)), y)
-
-        rest = {**frozen, **self.buffers}
-        if batch is None:
-            x_dims, x, y = None, self.x, self.y
-        else:
-            x_dims, x, y = 0, self.x[batch], self.y[batch]
+        rest = {**{n: p for n, p, t in zip(self.names, params, self.trainable) if not t}, **self.buffers}
+        dims, x, y = (None, self.x, self.y) if batch is None else (0, self.x[batch], self.y[batch])
         if grads is None:
             with torch.no_grad():
-                loss = vmap(member_loss, in_dims=(0, 0, x_dims, x_dims))(trained, rest, x, y)
-            return loss.detach().double()
-        g, loss = vmap(grad_and_value(member_loss), in_dims=(0, 0, x_dims, x_dims))(trained, rest, x, y)
-        for buffer, name in zip(grads, [n for n, t in zip(self.names, self.trainable) if t]):
+                return self._loss[dims](trained, rest, x, y).detach().double()
+        g, loss = self._grad[dims](trained, rest, x, y)
+        for buffer, name in zip(grads, self._trained_names):
             buffer.copy_(g[name])
         return loss.detach().double()
